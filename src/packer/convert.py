@@ -1,0 +1,396 @@
+"""Folder tree -> pack: plan shards, write them (in-process or in worker processes), index, commit.
+
+Determinism: the shard plan is a pure function of the scanned file list, file sizes and options,
+and each shard is written by the same function whichever process runs it, so ``--workers N``
+output is byte-identical to ``--workers 1``. Memory: the scan holds one path string per file; each
+shard's index rows are streamed to disk as the shard completes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import re
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packer import __version__
+from packer.backends.base import Backend
+from packer.errors import OutputError, SourceError, UsageError
+from packer.images import VALIDATE_MODES, check_image
+from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, encode_key, sha256_file
+from packer.progress import NoProgress, Progress
+from packer.registry import get_backend_class
+from packer.scanner import IMAGE_EXTENSIONS, Skipped, scan_tree, split_key
+from packer.staging import Staging, check_destination
+
+DEFAULT_SHARD_SIZE = 1 << 30  # 1 GiB: few files, each far below any filesystem's limits
+ON_ERROR_MODES = ("fail", "skip")
+_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "KIB": 2**10, "M": 10**6, "MB": 10**6,
+          "MIB": 2**20, "G": 10**9, "GB": 10**9, "GIB": 2**30, "T": 10**12, "TB": 10**12, "TIB": 2**40}
+
+
+def parse_size(text: str | int) -> int:
+    """``512MB`` -> 512_000_000, ``1GiB`` -> 2**30, ``4096`` -> 4096."""
+    if isinstance(text, int):
+        value = text
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+        if not m or m.group(2).upper() not in _UNITS:
+            raise UsageError(f"size {text!r} is not understood; write e.g. 512MB, 1GiB or 4096")
+        value = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if value <= 0:
+        raise UsageError(f"size {text!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything one process needs to write one shard; small and picklable."""
+
+    shard: int
+    root: str
+    paths: list[str]
+    labels: np.ndarray
+    extension_ids: np.ndarray
+    out_dir: str
+    backend_name: str
+    backend_options: dict[str, Any]
+    validate: str
+    on_error: str
+
+
+@dataclass
+class ShardResult:
+    shard: int
+    data_file: DataFile
+    labels: np.ndarray
+    locations: np.ndarray
+    crc32: np.ndarray
+    extension_ids: np.ndarray
+    keys: list[bytes]
+    skipped: list[Skipped]
+    source_bytes: int
+
+
+@dataclass
+class ConvertReport:
+    """What ``convert`` did; ``to_dict`` is the ``pack convert --json`` document."""
+
+    path: Path
+    backend: str
+    num_samples: int
+    num_classes: int
+    data_files: int
+    payload_bytes: int
+    pack_bytes: int
+    source_bytes: int
+    seconds: float
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "backend": self.backend,
+            "num_samples": self.num_samples,
+            "num_classes": self.num_classes,
+            "data_files": self.data_files,
+            "payload_bytes": self.payload_bytes,
+            "pack_bytes": self.pack_bytes,
+            "source_bytes": self.source_bytes,
+            "seconds": round(self.seconds, 3),
+            "samples_per_second": round(self.num_samples / self.seconds, 1) if self.seconds else None,
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
+
+
+def make_backend(name: str, options: Mapping[str, Any] | None = None) -> Backend:
+    cls = get_backend_class(name)
+    return cls(cls.options_class.from_dict(options or {}, backend=name))
+
+
+def plan_shards(
+    sizes: np.ndarray | None, n: int, shard_size: int | None, samples_per_shard: int | None
+) -> list[tuple[int, int]]:
+    """Cut samples ``0..n`` into contiguous ``(start, stop)`` shards, greedily by bytes and count."""
+    if sizes is None and samples_per_shard is None:
+        return [(0, n)]
+    bounds: list[tuple[int, int]] = []
+    start, nbytes = 0, 0
+    limit_count = samples_per_shard or n
+    size_list = sizes.tolist() if sizes is not None else None
+    for i in range(n):
+        size = size_list[i] if size_list is not None else 0
+        full_count = i - start >= limit_count
+        full_bytes = shard_size is not None and i > start and nbytes + size > shard_size
+        if full_count or full_bytes:
+            bounds.append((start, i))
+            start, nbytes = i, 0
+        nbytes += size
+    bounds.append((start, n))
+    return bounds
+
+
+def _file_sizes(root: Path, paths: list[str]) -> np.ndarray:
+    sizes = np.zeros(len(paths), dtype=np.int64)
+    for i, rel in enumerate(paths):
+        try:
+            sizes[i] = os.stat(root / rel).st_size
+        except OSError:
+            sizes[i] = 0  # the read in the writer reports the real error
+    return sizes
+
+
+def write_shard(job: ShardJob, on_progress: Callable[[int, int], None] | None = None) -> ShardResult:
+    """Write one shard's data file; return its index rows. Runs in the main or a worker process."""
+    backend = make_backend(job.backend_name, job.backend_options)
+    out = Path(job.out_dir) / backend.data_file_name(job.shard)
+    root = Path(job.root)
+    n = len(job.paths)
+    locations = np.zeros((n, 3), dtype=np.uint64)
+    locations[:, 0] = job.shard
+    crc = np.zeros(n, dtype=np.uint32)
+    kept = np.zeros(n, dtype=bool)
+    keys: list[bytes] = []
+    skipped: list[Skipped] = []
+    source_bytes = 0
+    pending_samples = pending_bytes = 0
+    labels = job.labels.tolist()
+    with backend.open_writer(out) as writer:
+        for i, rel in enumerate(job.paths):
+            reason: str | None
+            try:
+                with open(root / rel, "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
+            else:
+                reason = check_image(data, job.validate)
+            if reason is not None:
+                if job.on_error == "fail":
+                    raise SourceError(
+                        f"{root / rel}: {reason}; fix or remove the file, or pass --on-error skip"
+                    )
+                skipped.append(Skipped(rel, reason))
+                continue
+            key, ext = split_key(rel)
+            locations[i, 1:] = writer.add(key, ext, labels[i], data)
+            crc[i] = zlib.crc32(data)
+            kept[i] = True
+            keys.append(encode_key(key))
+            source_bytes += len(data)
+            if on_progress is not None:
+                pending_samples += 1
+                pending_bytes += len(data)
+                if pending_samples == 256:
+                    on_progress(pending_samples, pending_bytes)
+                    pending_samples = pending_bytes = 0
+    if on_progress is not None and pending_samples:
+        on_progress(pending_samples, pending_bytes)
+    data_file = DataFile(out.name, int(kept.sum()), out.stat().st_size, sha256_file(out))
+    return ShardResult(
+        job.shard,
+        data_file,
+        job.labels[kept],
+        locations[kept],
+        crc[kept],
+        job.extension_ids[kept],
+        keys,
+        skipped,
+        source_bytes,
+    )
+
+
+def _run_jobs(
+    jobs: list[ShardJob], workers: int, progress: Progress
+) -> Iterator[ShardResult]:
+    """Yield shard results in shard order, from this process or a pool of ``workers``."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield write_shard(job, progress.advance)
+        return
+    # spawn, not fork: the parent may hold threads (progress display) and open handles.
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: deque[cf.Future[ShardResult]] = deque()
+        queue = iter(jobs)
+        try:
+            for job in queue:
+                pending.append(pool.submit(write_shard, job))
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                job = next(queue, None)
+                if job is not None:
+                    pending.append(pool.submit(write_shard, job))
+                progress.advance(result.data_file.num_samples, result.source_bytes)
+                yield result
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    format: str = "tar",
+    *,
+    options: Mapping[str, Any] | None = None,
+    shard_size: int | str | None = None,
+    samples_per_shard: int | None = None,
+    workers: int = 1,
+    on_error: str = "fail",
+    validate: str = "quick",
+    force: bool = False,
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+    progress: Progress | None = None,
+) -> ConvertReport:
+    """Pack the class-per-folder tree ``src`` into a new pack at ``dst``.
+
+    Args:
+        src: folder with one sub-folder per class (ImageFolder layout).
+        dst: the pack folder to create; must not exist unless ``force``.
+        format: a backend name (see ``pack formats``).
+        options: backend options (``-o key=value`` on the CLI).
+        shard_size: cut data files at about this many payload bytes (``"512MB"`` or an int).
+            Default 1 GiB when ``samples_per_shard`` is not given either.
+        samples_per_shard: cut data files after this many samples.
+        workers: processes writing shards in parallel; output is identical for any value.
+        on_error: ``fail`` stops at the first bad file; ``skip`` leaves it out and records why.
+        validate: ``none``, ``quick`` (signature + end marker) or ``full`` (decode every image).
+        force: replace an existing pack at ``dst`` (only after the new one is complete).
+        extensions: file extensions (lower case, no dot) that are samples.
+        progress: receives progress events (see :mod:`packer.progress`).
+    """
+    started = time.perf_counter()
+    progress = progress or NoProgress()
+    if on_error not in ON_ERROR_MODES:
+        raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
+    if validate not in VALIDATE_MODES:
+        raise UsageError(f"--validate {validate!r} must be one of: {', '.join(VALIDATE_MODES)}")
+    if workers < 1:
+        raise UsageError(f"--workers {workers} must be at least 1")
+    if samples_per_shard is not None and samples_per_shard < 1:
+        raise UsageError(f"--samples-per-shard {samples_per_shard} must be at least 1")
+    limit = parse_size(shard_size) if shard_size is not None else None
+    if limit is None and samples_per_shard is None:
+        limit = DEFAULT_SHARD_SIZE
+    src_path, dst_path = Path(src), Path(dst)
+    backend = make_backend(format, options)
+
+    if src_path.is_dir() and dst_path.resolve().is_relative_to(src_path.resolve()):
+        raise UsageError(f"{dst_path}: is inside SRC {src_path}; choose a DST outside the source tree")
+    check_destination(dst_path, force=force)  # fail fast, before a long scan
+    scan = scan_tree(
+        src_path,
+        extensions=extensions,
+        on_bad_file=None if on_error == "fail" else _keep_going,
+    )
+    skipped = list(scan.skipped)
+    if len(scan) == 0:
+        raise SourceError(
+            f"{src_path}: no images found; expected SRC/<class>/<image> with extensions "
+            f"{', '.join(extensions)}"
+        )
+    ext_names = sorted({split_key(p)[1] for p in scan.paths})
+    ext_lookup = {e: i for i, e in enumerate(ext_names)}
+    ext_ids = np.fromiter((ext_lookup[split_key(p)[1]] for p in scan.paths), np.uint16, len(scan))
+    sizes = _file_sizes(src_path, scan.paths) if limit is not None else None
+    bounds = plan_shards(sizes, len(scan), limit, samples_per_shard)
+    with Staging(dst_path, force=force) as staging:
+        jobs = [
+            ShardJob(
+                shard=k,
+                root=str(src_path),
+                paths=scan.paths[a:b],
+                labels=scan.labels[a:b],
+                extension_ids=ext_ids[a:b],
+                out_dir=str(staging.path),
+                backend_name=backend.name,
+                backend_options=backend.options.to_dict(),
+                validate=validate,
+                on_error=on_error,
+            )
+            for k, (a, b) in enumerate(bounds)
+        ]
+        progress.start(len(scan), f"{src_path.name} -> {format}")
+        index = IndexWriter(staging.path)
+        data_files: list[DataFile] = []
+        source_bytes = 0
+        counts = np.zeros(len(scan.classes), dtype=np.int64)
+        try:
+            for result in _run_jobs(jobs, workers, progress):
+                index.append(result.labels, result.locations, result.crc32, result.extension_ids, result.keys)
+                data_files.append(result.data_file)
+                skipped.extend(result.skipped)
+                source_bytes += result.source_bytes
+                counts += np.bincount(result.labels, minlength=len(scan.classes))
+        except BaseException:
+            index.abort()
+            raise
+        finally:
+            progress.finish()
+        if index.count == 0:
+            raise SourceError(f"{src_path}: every image was skipped; nothing to pack (see the errors above)")
+        index.finish()
+        manifest = Manifest(
+            backend=backend.name,
+            options=backend.options.to_dict(),
+            classes=scan.classes,
+            class_counts=counts.tolist(),
+            num_samples=index.count,
+            payload_bytes=source_bytes,
+            data_files=data_files,
+            extensions=ext_names,
+            index_sha256=_index_digests(staging.path),
+            source={
+                "files": len(scan) + len(scan.skipped),
+                "bytes": source_bytes,
+                "ignored_files": scan.ignored,
+            },
+            created_by={
+                "tool": "packer",
+                "version": __version__,
+                "validate": validate,
+                "shard_size": limit,
+                "samples_per_shard": samples_per_shard,
+            },
+            skipped=[s.to_dict() for s in sorted(skipped, key=lambda s: s.path)],
+        )
+        manifest.write(staging.path)
+        pack_bytes = sum(f.stat().st_size for f in staging.path.rglob("*") if f.is_file())
+        try:
+            staging.commit()
+        except OSError as exc:
+            raise OutputError(f"{dst_path}: cannot move the finished pack into place ({exc})") from None
+    return ConvertReport(
+        path=dst_path,
+        backend=backend.name,
+        num_samples=index.count,
+        num_classes=len(scan.classes),
+        data_files=len(data_files),
+        payload_bytes=source_bytes,
+        pack_bytes=pack_bytes,
+        source_bytes=source_bytes,
+        seconds=time.perf_counter() - started,
+        skipped=sorted(skipped, key=lambda s: s.path),
+    )
+
+
+def _keep_going(skip: Skipped) -> None:
+    """``on_bad_file`` for --on-error skip: the scan records the file, the convert goes on."""
+
+
+def _index_digests(root: Path) -> dict[str, str]:
+    return {name: sha256_file(root / name) for name in INDEX_FILES}

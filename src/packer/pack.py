@@ -1,0 +1,209 @@
+"""Reading a pack: ``open_pack(path)`` -> :class:`Pack`, indexable by position or key.
+
+Opening reads the manifest and memory-maps the index; data files are opened on first read, once per
+process (a handle opened before ``fork`` is never used after it), and a Pack pickles as just its path,
+so it can be handed to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple, Self
+
+import numpy as np
+
+from packer.backends.base import Backend, MmapRangeReader, ShardReader
+from packer.errors import PackError
+from packer.manifest import Index, Manifest, decode_key
+
+
+class Sample(NamedTuple):
+    """One sample: its key (relative path without extension), label, stored bytes, extension."""
+
+    key: str
+    label: int
+    data: bytes
+    ext: str
+
+
+_CHUNK = 4096  # rows of index pulled at once by sequential iteration
+
+
+class Pack:
+    """An open pack. ``len(pack)``, ``pack[i]``, ``pack.get(key)``, iteration, ``pack.labels``.
+
+    Args:
+        path: the pack folder written by ``pack convert``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from packer.convert import make_backend
+
+        self.path = Path(path)
+        self.manifest = Manifest.read(self.path)
+        self.backend: Backend = make_backend(self.manifest.backend, self.manifest.options)
+        self.index = Index(self.path, self.manifest)
+        self._n = self.manifest.num_samples
+        self._locations = self.index.locations
+        self._labels = self.index.labels
+        self._extensions = self.manifest.extensions
+        self._data_paths = [self.path / d.name for d in self.manifest.data_files]
+        self._reader: ShardReader | None = None
+        self._maps: list[Any] | None = None  # raw-range fast path: the reader's memory maps
+        self._pid = -1
+
+    # -- metadata, no data file touched ---------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest.classes
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int32 label of every sample, memory-mapped from the index: no data file is read."""
+        return self._labels
+
+    def label(self, i: int) -> int:
+        return int(self._labels[self._position(i)])
+
+    def key(self, i: int) -> str:
+        return self.index.key(self._position(i))
+
+    def keys(self) -> Iterator[str]:
+        return self.index.iter_keys()
+
+    def index_of(self, key: str) -> int:
+        """Position of ``key``; KeyError if absent. O(log n), no dict of all keys is built."""
+        i = self.index.find(key)
+        if i is None:
+            raise KeyError(key)
+        return i
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.index.find(key) is not None
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _position(self, i: int) -> int:
+        i = operator.index(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"sample {i} out of range for a pack of {self._n}")
+        return i
+
+    def _open_reader(self) -> ShardReader:
+        if self._reader is not None:
+            self._reader.close()
+        reader = self.backend.open_reader(self._data_paths, self.index.key)
+        self._reader = reader
+        self._maps = reader.maps if isinstance(reader, MmapRangeReader) and self.backend.raw_ranges else None
+        self._pid = os.getpid()
+        return reader
+
+    def _fetch(self, file_id: int, offset: int, length: int, i: int) -> bytes:
+        maps = self._maps
+        if maps is not None:  # raw byte ranges: slice the map, nothing else (the hot path)
+            try:
+                data = maps[file_id][offset : offset + length]
+            except IndexError:
+                raise self._bad_location(i, file_id) from None
+            if len(data) == length:
+                return data  # type: ignore[no-any-return]
+        reader = self._reader
+        if reader is None or self._pid != os.getpid():
+            reader = self._open_reader()
+            if self._maps is not None:
+                return self._fetch(file_id, offset, length, i)
+        if file_id >= len(self._data_paths):
+            raise self._bad_location(i, file_id)
+        return reader.read(file_id, offset, length, i)
+
+    def _bad_location(self, i: int, file_id: int) -> PackError:
+        return PackError(
+            f"{self.path}: index entry {i} names data file {file_id}, but the pack has "
+            f"{len(self._data_paths)}; the index is damaged, run `pack verify`"
+        )
+
+    def read(self, i: int) -> bytes:
+        """The stored bytes of sample ``i``: the fastest way to get a payload."""
+        i = self._position(i)
+        f, off, n = self._locations[i].tolist()
+        return self._fetch(f, off, n, i)
+
+    def __getitem__(self, i: int) -> Sample:
+        i = self._position(i)
+        f, off, n = self._locations[i].tolist()
+        data = self._fetch(f, off, n, i)
+        try:
+            ext = self._extensions[self.index.extension[i]]
+        except IndexError:
+            raise PackError(f"{self.path}: sample {i} has an unknown extension id; run `pack verify`") from None
+        return Sample(self.index.key(i), int(self._labels[i]), data, ext)
+
+    def get(self, key: str) -> Sample:
+        """The sample with this key (``class/.../name`` without extension); KeyError if absent."""
+        return self[self.index_of(key)]
+
+    def __iter__(self) -> Iterator[Sample]:
+        """All samples in pack order; index rows are pulled in blocks, not one numpy call each."""
+        exts = self._extensions
+        keys = self.index.iter_keys()
+        for start in range(0, self._n, _CHUNK):
+            stop = min(start + _CHUNK, self._n)
+            rows = self._locations[start:stop].tolist()
+            labels = self._labels[start:stop].tolist()
+            ext_ids = self.index.extension[start:stop].tolist()
+            for j, (f, off, n) in enumerate(rows):
+                data = self._fetch(f, off, n, start + j)
+                try:
+                    ext = exts[ext_ids[j]]
+                except IndexError:
+                    raise PackError(
+                        f"{self.path}: sample {start + j} has an unknown extension id; run `pack verify`"
+                    ) from None
+                yield Sample(next(keys), labels[j], data, ext)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader = None
+        self._maps = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the path crosses a pickle: maps and handles are per process, reopened lazily.
+        return {"path": str(self.path)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"Pack({str(self.path)!r}, backend={self.backend.name!r}, samples={self._n})"
+
+
+def open_pack(path: str | os.PathLike[str]) -> Pack:
+    """Open the pack at ``path`` (cheap: the index is memory-mapped, data files open on first read)."""
+    return Pack(path)
+
+
+__all__ = ["Pack", "Sample", "decode_key", "open_pack"]

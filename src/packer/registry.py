@@ -1,0 +1,84 @@
+"""Where backends come from: a table of built-ins plus the ``packer.backends`` entry-point group.
+
+Nothing is imported until a backend is asked for, so ``pack --help`` stays fast and a broken
+third-party plugin only matters to the command that uses it (as a one-line PluginError).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from packer.backends.base import Backend
+from packer.errors import PluginError, UsageError
+
+ENTRY_POINT_GROUP = "packer.backends"
+
+#: Built-in backends by name, as "module:Class"; imported on first use.
+BUILTIN_BACKENDS: dict[str, str] = {
+    "tar": "packer.backends.tar:TarBackend",
+    "zip": "packer.backends.zip:ZipBackend",
+}
+
+
+@dataclass(frozen=True)
+class BackendSource:
+    """Where a backend name points: ``origin`` is ``built-in`` or the distribution providing it."""
+
+    name: str
+    target: str
+    origin: str
+
+
+def _plugin_entry_points() -> dict[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        # A plugin cannot shadow a built-in, and the first distribution to claim a name keeps it.
+        if ep.name not in BUILTIN_BACKENDS and ep.name not in found:
+            found[ep.name] = ep
+    return found
+
+
+def backend_sources() -> list[BackendSource]:
+    """All backend names known right now, built-ins first, without importing any of them."""
+    sources = [BackendSource(n, t, "built-in") for n, t in sorted(BUILTIN_BACKENDS.items())]
+    for name, ep in sorted(_plugin_entry_points().items()):
+        dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+        sources.append(BackendSource(name, ep.value, dist))
+    return sources
+
+
+def _load(source: BackendSource) -> type[Backend]:
+    module_name, _, attr = source.target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr) if attr else None
+    except Exception as exc:  # a plugin can fail in any way; report it in one line
+        raise PluginError(
+            f"backend {source.name!r} from {source.origin} failed to load "
+            f"({type(exc).__name__}: {exc}); reinstall or uninstall that package"
+        ) from None
+    if not (isinstance(obj, type) and issubclass(obj, Backend)):
+        raise PluginError(
+            f"backend {source.name!r} from {source.origin} points at {source.target}, "
+            "which is not a packer Backend subclass; fix the plugin's entry point"
+        )
+    if getattr(obj, "name", None) != source.name:
+        raise PluginError(
+            f"backend {source.name!r} from {source.origin}: class {obj.__name__} calls itself "
+            f"{getattr(obj, 'name', None)!r}; the entry-point name and Backend.name must agree"
+        )
+    return obj
+
+
+def get_backend_class(name: str) -> type[Backend]:
+    """The Backend class registered under ``name``."""
+    for source in backend_sources():
+        if source.name == name:
+            return _load(source)
+    known = ", ".join(s.name for s in backend_sources())
+    raise UsageError(f"unknown format {name!r}; available formats: {known} (see `pack formats`)")
+
+
+def backend_names() -> list[str]:
+    return [s.name for s in backend_sources()]

@@ -1,0 +1,125 @@
+"""Build outputs under a temporary name beside the destination, then rename them into place.
+
+A reader of DST therefore sees either nothing, the previous complete pack, or the new complete
+pack -- never a partial one. The temporary folder has a fixed, recognisable name
+(``.<name>.packer-partial``) so that a run killed with SIGKILL leaves exactly one clearly named
+leftover, which the next run removes once no live process owns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import types
+from pathlib import Path
+from typing import Self
+
+from packer.errors import OutputError
+from packer.manifest import MANIFEST_NAME
+
+_OWNER = ".packer-owner"
+
+
+def partial_path(dst: Path) -> Path:
+    return dst.parent / f".{dst.name}.packer-partial"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_destination(dst: Path, *, force: bool) -> None:
+    """Refuse to touch an existing DST unless --force, and never replace something not a pack."""
+    if not (dst.exists() or dst.is_symlink()):
+        return
+    if not force:
+        raise OutputError(f"{dst}: already exists; pass --force to replace it, or choose another DST")
+    if dst.is_symlink() or not dst.is_dir():
+        raise OutputError(f"{dst}: exists and is not a folder; remove it yourself or choose another DST")
+    if not (dst / MANIFEST_NAME).is_file() and any(dst.iterdir()):
+        raise OutputError(
+            f"{dst}: exists and is not a pack (no {MANIFEST_NAME}); --force only replaces packs, "
+            "so remove it yourself or choose another DST"
+        )
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Staging:
+    """Context manager owning ``.<name>.packer-partial`` until :meth:`commit` renames it to DST.
+
+    Args:
+        dst: the final destination folder.
+        force: replace an existing pack at DST (only once the new one is complete).
+    """
+
+    def __init__(self, dst: Path, *, force: bool) -> None:
+        self.dst = dst
+        self.force = force
+        self.path = partial_path(dst)
+        self._committed = False
+
+    def __enter__(self) -> Self:
+        check_destination(self.dst, force=self.force)
+        try:
+            self.dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.dst.parent}: cannot create ({exc.strerror})") from None
+        self._clear_stale()
+        try:
+            self.path.mkdir()
+            (self.path / _OWNER).write_text(str(os.getpid()))
+        except OSError as exc:
+            raise OutputError(
+                f"{self.path}: cannot create the staging folder ({exc.strerror}); check permissions"
+            ) from None
+        return self
+
+    def _clear_stale(self) -> None:
+        if not self.path.exists():
+            return
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((self.path / _OWNER).read_text())
+            if pid != os.getpid() and _pid_alive(pid):
+                raise OutputError(
+                    f"{self.dst}: another `pack convert` (pid {pid}) is writing it; wait for it to finish"
+                )
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def commit(self) -> None:
+        """Make the staged pack durable and visible as DST, replacing an old pack if forced."""
+        (self.path / _OWNER).unlink(missing_ok=True)
+        fsync_dir(self.path)
+        old: Path | None = None
+        if self.dst.exists():
+            check_destination(self.dst, force=self.force)  # may have appeared meanwhile
+            old = self.dst.parent / f".{self.dst.name}.packer-old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(self.dst, old)
+        os.rename(self.path, self.dst)
+        fsync_dir(self.dst.parent)
+        self._committed = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        if not self._committed:
+            shutil.rmtree(self.path, ignore_errors=True)
