@@ -163,8 +163,9 @@ def verify_pack(
         for i in range(len(pack)):
             try:
                 sample = pack[i]
-            except PackerError as exc:
-                problem("sample", _sample_where(pack, i), str(exc))
+            except Exception as exc:  # noqa: BLE001 - any reader failure is damage to report
+                message = str(exc) if isinstance(exc, PackerError) else f"unreadable ({type(exc).__name__}: {exc})"
+                problem("sample", _sample_where(pack, i), message)
                 continue
             finally:
                 report.samples_checked += 1

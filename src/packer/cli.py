@@ -1,0 +1,301 @@
+"""The ``pack`` command: parse arguments, call :mod:`packer.api`, render with rich.
+
+stdout carries results only (``--json`` prints exactly one JSON document); progress, warnings and
+errors go to stderr. A :class:`~packer.errors.PackerError` becomes one line and its exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from packer import __version__
+from packer.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS_FOUND, PackerError, UsageError
+
+app = typer.Typer(
+    name="pack",
+    help="Turn folder trees of many small images into a few large packed files, and read them fast.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """User mistakes and damaged input: one line on stderr and a documented exit code, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except PackerError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing was written")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+class CliProgress:
+    """Rich progress bar on a terminal; a plain line every few seconds otherwise; nothing if quiet."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.live = not quiet and err.is_terminal
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self.total = 0
+        self.done = 0
+        self.nbytes = 0
+        self.description = ""
+        self._started = self._last = 0.0
+
+    def start(self, total_samples: int, description: str) -> None:
+        self.total, self.done, self.nbytes, self.description = total_samples, 0, 0, description
+        self._started = self._last = time.perf_counter()
+        if self.live:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(description, total=total_samples, rate="")
+
+    def _rate(self) -> str:
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        return f"{self.done / elapsed:,.0f} samples/s, {self.nbytes / elapsed / 1e6:,.1f} MB/s"
+
+    def advance(self, samples: int, nbytes: int) -> None:
+        self.done += samples
+        self.nbytes += nbytes
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, advance=samples, rate=self._rate())
+        elif not self.quiet and time.perf_counter() - self._last >= 5.0:
+            self._last = time.perf_counter()
+            pct = 100.0 * self.done / self.total if self.total else 100.0
+            err.print(f"{self.description}: {self.done}/{self.total} samples ({pct:.0f}%), {self._rate()}")
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _parse_options(pairs: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"-o {pair!r} must look like key=value (see `pack formats` for each format's options)")
+        options[key.strip()] = value.strip()
+    return options
+
+
+@app.command()
+@_handle_errors
+def convert(
+    src: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
+    dst: Annotated[Path, typer.Argument(help="Pack folder to create.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="Backend; see `pack formats`.")] = "tar",
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Backend option key=value (repeatable).")
+    ] = None,
+    shard_size: Annotated[
+        str | None, typer.Option(help="Cut data files at about this size, e.g. 512MB (default 1GiB).")
+    ] = None,
+    samples_per_shard: Annotated[int | None, typer.Option(help="Cut data files after N samples.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes writing shards; output is identical.")] = 1,
+    on_error: Annotated[str, typer.Option(help="fail: stop at the first bad file; skip: leave it out.")] = "fail",
+    validate: Annotated[
+        str, typer.Option(help="none | quick (signature + end marker) | full (decode every image).")
+    ] = "quick",
+    force: Annotated[bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or warnings on stderr.")] = False,
+) -> None:
+    """Pack an image folder tree into a pack folder.
+
+    Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
+    """
+    from packer.convert import convert as run_convert
+
+    report = run_convert(
+        src,
+        dst,
+        format,
+        options=_parse_options(option or []),
+        shard_size=shard_size,
+        samples_per_shard=samples_per_shard,
+        workers=workers,
+        on_error=on_error,
+        validate=validate,
+        force=force,
+        progress=CliProgress(quiet=quiet or json_out),
+    )
+    if not quiet:
+        for s in report.skipped:
+            err.print(f"skipped {s.path}: {s.reason}")
+    if json_out:
+        _print_json(report.to_dict())
+        return
+    ratio = report.pack_bytes / report.source_bytes if report.source_bytes else 0.0
+    out.print(
+        f"packed {report.num_samples} samples ({report.num_classes} classes) into {report.path}: "
+        f"{report.data_files} {report.backend} file(s), {_human_bytes(report.pack_bytes)} "
+        f"({ratio:.2f}x source) in {report.seconds:.2f} s"
+        + (f"; {len(report.skipped)} file(s) skipped" if report.skipped else "")
+    )
+
+
+@app.command()
+@_handle_errors
+def inspect(
+    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+) -> None:
+    """Show what is in a pack: backend, options, totals, data files, samples per class.
+
+    Example: pack inspect train.pack --json
+    """
+    from packer.api import inspect_pack
+
+    info = inspect_pack(pack)
+    if json_out:
+        _print_json(info)
+        return
+    out.print(f"[bold]{info['path']}[/]  backend [bold]{info['backend']}[/] {info['options']}", markup=True)
+    ratio = f" ({info['size_vs_source']:.2f}x source)" if info["size_vs_source"] else ""
+    out.print(
+        f"{info['num_samples']} samples, {info['num_classes']} classes, {len(info['data_files'])} data "
+        f"file(s), {_human_bytes(info['pack_bytes'])} on disk{ratio}, made by packer "
+        f"{info['created_by'].get('version', '?')}"
+    )
+    if info["skipped"]:
+        out.print(f"{len(info['skipped'])} source file(s) were skipped when packing (see --json)")
+    table = Table("label", "class", "samples", title="classes")
+    for c in info["classes"]:
+        table.add_row(str(c["label"]), c["name"], str(c["count"]))
+    out.print(table)
+    files = Table("data file", "samples", "bytes", title="data files")
+    for d in info["data_files"]:
+        files.add_row(d["name"], str(d["num_samples"]), _human_bytes(d["bytes"]))
+    out.print(files)
+
+
+@app.command()
+@_handle_errors
+def verify(
+    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
+    deep: Annotated[bool, typer.Option(help="Also decode every image.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Check every byte of a pack; exit 0 if intact, 1 if any file or sample is damaged.
+
+    Example: pack verify train.pack --deep
+    """
+    from packer.api import verify_pack
+
+    report = verify_pack(pack, deep=deep, progress=CliProgress(quiet=quiet or json_out))
+    if json_out:
+        _print_json(report.to_dict())
+    else:
+        for p in report.problems:
+            out.print(f"{p.kind}: {p.where}: {p.message}")
+        if report.problems_not_listed:
+            out.print(f"... and {report.problems_not_listed} more problems")
+        what = f"{report.samples_checked} samples, {report.files_checked} files" + (
+            ", every image decoded" if deep and report.ok else ""
+        )
+        if report.ok:
+            out.print(f"OK: {what} verified in {report.path}")
+        else:
+            total = len(report.problems) + report.problems_not_listed
+            out.print(f"DAMAGED: {total} problem(s) in {report.path} ({what} checked)")
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEMS_FOUND)
+
+
+@app.command()
+@_handle_errors
+def formats(
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+) -> None:
+    """List the available formats (built-in and plugins), their options and origin.
+
+    Example: pack formats --json
+    """
+    from packer.api import list_formats
+
+    found = list_formats()
+    if json_out:
+        _print_json(found)
+        return
+    table = Table("format", "from", "options (default)", "description")
+    for f in found:
+        opts = ", ".join(f"{k}={v}" for k, v in f["options"].items()) or "-"
+        table.add_row(f["name"], f["origin"], opts, f["error"] or f["summary"])
+    out.print(table)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"packer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Turn folder trees of many small images into a few large packed files, and read them fast."""
+
+
+def main() -> None:
+    app()
