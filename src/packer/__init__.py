@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from packer.api import convert, inspect_pack, open_pack, verify_pack  # noqa: E402
-from packer.pack import Pack, Sample  # noqa: E402
+from packer.api import convert, inspect_pack, open_pack, verify_pack
+from packer.pack import Pack, Sample
 
 __all__ = ["Pack", "Sample", "__version__", "convert", "inspect_pack", "open_pack", "verify_pack"]

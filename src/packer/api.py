@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from packer.convert import ConvertReport, convert, make_backend
-from packer.errors import PackError, PackerError
+from packer.errors import PackerError, PackError
 from packer.images import full_check
 from packer.manifest import INDEX_FILES, Index, Manifest, sha256_file
 from packer.pack import Pack, Sample, open_pack
@@ -48,7 +48,10 @@ def inspect_pack(path: str | os.PathLike[str]) -> dict[str, Any]:
         "options": m.options,
         "num_samples": m.num_samples,
         "num_classes": len(m.classes),
-        "classes": [{"name": c, "label": i, "count": n} for i, (c, n) in enumerate(zip(m.classes, m.class_counts, strict=True))],
+        "classes": [
+            {"name": c, "label": i, "count": n}
+            for i, (c, n) in enumerate(zip(m.classes, m.class_counts, strict=True))
+        ],
         "payload_bytes": m.payload_bytes,
         "pack_bytes": pack_bytes,
         "source_bytes": source_bytes,
@@ -119,7 +122,9 @@ def verify_pack(
             report.problems_not_listed += 1
 
     if not root.is_dir():
-        raise PackError(f"{root}: not a pack (no such folder); pass the folder `pack convert` wrote")
+        raise PackError(
+            f"{root}: not a pack (no such folder); pass the folder `pack convert` wrote"
+        )
     try:
         manifest = Manifest.read(root)
         make_backend(manifest.backend, manifest.options)
@@ -136,7 +141,9 @@ def verify_pack(
         elif expected is None:
             problem("index", str(file), "no checksum in the manifest")
         elif sha256_file(file) != expected:
-            problem("index", str(file), "sha256 does not match the manifest (file changed or damaged)")
+            problem(
+                "index", str(file), "sha256 does not match the manifest (file changed or damaged)"
+            )
     try:
         Index(root, manifest).close()
     except PackError as exc:
@@ -153,7 +160,11 @@ def verify_pack(
             continue
         size = file.stat().st_size
         if size != data_file.bytes:
-            problem("data", str(file), f"size {size} bytes, manifest says {data_file.bytes} (truncated or appended)")
+            problem(
+                "data",
+                str(file),
+                f"size {size} bytes, manifest says {data_file.bytes} (truncated or appended)",
+            )
         if sha256_file(file) != data_file.sha256:
             problem("data", str(file), "sha256 does not match the manifest (damaged bytes)")
 
@@ -163,8 +174,12 @@ def verify_pack(
         for i in range(len(pack)):
             try:
                 sample = pack[i]
-            except Exception as exc:  # noqa: BLE001 - any reader failure is damage to report
-                message = str(exc) if isinstance(exc, PackerError) else f"unreadable ({type(exc).__name__}: {exc})"
+            except Exception as exc:
+                message = (
+                    str(exc)
+                    if isinstance(exc, PackerError)
+                    else f"unreadable ({type(exc).__name__}: {exc})"
+                )
                 problem("sample", _sample_where(pack, i), message)
                 continue
             finally:
@@ -199,7 +214,11 @@ def list_formats() -> list[dict[str, Any]]:
 
     out: list[dict[str, Any]] = []
     for source in backend_sources():
-        entry: dict[str, Any] = {"name": source.name, "origin": source.origin, "target": source.target}
+        entry: dict[str, Any] = {
+            "name": source.name,
+            "origin": source.origin,
+            "target": source.target,
+        }
         try:
             cls = _load(source)
         except PackerError as exc:

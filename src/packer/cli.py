@@ -117,7 +117,9 @@ class CliProgress:
         elif not self.quiet and time.perf_counter() - self._last >= 5.0:
             self._last = time.perf_counter()
             pct = 100.0 * self.done / self.total if self.total else 100.0
-            err.print(f"{self.description}: {self.done}/{self.total} samples ({pct:.0f}%), {self._rate()}")
+            err.print(
+                f"{self.description}: {self.done}/{self.total} samples ({pct:.0f}%), {self._rate()}"
+            )
 
     def finish(self) -> None:
         if self._bar is not None:
@@ -130,7 +132,9 @@ def _parse_options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, eq, value = pair.partition("=")
         if not eq or not key:
-            raise UsageError(f"-o {pair!r} must look like key=value (see `pack formats` for each format's options)")
+            raise UsageError(
+                f"-o {pair!r} must look like key=value (see `pack formats` for each format's options)"
+            )
         options[key.strip()] = value.strip()
     return options
 
@@ -140,22 +144,38 @@ def _parse_options(pairs: list[str]) -> dict[str, str]:
 def convert(
     src: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
     dst: Annotated[Path, typer.Argument(help="Pack folder to create.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="Backend; see `pack formats`.")] = "tar",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="Backend; see `pack formats`.")
+    ] = "tar",
     option: Annotated[
-        list[str] | None, typer.Option("--option", "-o", help="Backend option key=value (repeatable).")
+        list[str] | None,
+        typer.Option("--option", "-o", help="Backend option key=value (repeatable)."),
     ] = None,
     shard_size: Annotated[
-        str | None, typer.Option(help="Cut data files at about this size, e.g. 512MB (default 1GiB).")
+        str | None,
+        typer.Option(help="Cut data files at about this size, e.g. 512MB (default 1GiB)."),
     ] = None,
-    samples_per_shard: Annotated[int | None, typer.Option(help="Cut data files after N samples.")] = None,
-    workers: Annotated[int, typer.Option(help="Processes writing shards; output is identical.")] = 1,
-    on_error: Annotated[str, typer.Option(help="fail: stop at the first bad file; skip: leave it out.")] = "fail",
+    samples_per_shard: Annotated[
+        int | None, typer.Option(help="Cut data files after N samples.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Processes writing shards; output is identical.")
+    ] = 1,
+    on_error: Annotated[
+        str, typer.Option(help="fail: stop at the first bad file; skip: leave it out.")
+    ] = "fail",
     validate: Annotated[
         str, typer.Option(help="none | quick (signature + end marker) | full (decode every image).")
     ] = "quick",
-    force: Annotated[bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or warnings on stderr.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON report on stdout.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or warnings on stderr.")
+    ] = False,
 ) -> None:
     """Pack an image folder tree into a pack folder.
 
@@ -195,7 +215,9 @@ def convert(
 @_handle_errors
 def inspect(
     pack: Annotated[Path, typer.Argument(help="Pack folder.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON document on stdout.")
+    ] = False,
 ) -> None:
     """Show what is in a pack: backend, options, totals, data files, samples per class.
 
@@ -207,7 +229,10 @@ def inspect(
     if json_out:
         _print_json(info)
         return
-    out.print(f"[bold]{info['path']}[/]  backend [bold]{info['backend']}[/] {info['options']}", markup=True)
+    out.print(
+        f"[bold]{info['path']}[/]  backend [bold]{info['backend']}[/] {info['options']}",
+        markup=True,
+    )
     ratio = f" ({info['size_vs_source']:.2f}x source)" if info["size_vs_source"] else ""
     out.print(
         f"{info['num_samples']} samples, {info['num_classes']} classes, {len(info['data_files'])} data "
@@ -231,7 +256,9 @@ def inspect(
 def verify(
     pack: Annotated[Path, typer.Argument(help="Pack folder.")],
     deep: Annotated[bool, typer.Option(help="Also decode every image.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON report on stdout.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Check every byte of a pack; exit 0 if intact, 1 if any file or sample is damaged.
@@ -263,7 +290,9 @@ def verify(
 @app.command()
 @_handle_errors
 def formats(
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON document on stdout.")
+    ] = False,
 ) -> None:
     """List the available formats (built-in and plugins), their options and origin.
 
@@ -291,7 +320,10 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
     ] = False,
 ) -> None:
     """Turn folder trees of many small images into a few large packed files, and read them fast."""

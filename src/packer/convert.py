@@ -34,8 +34,22 @@ from packer.staging import Staging, check_destination
 
 DEFAULT_SHARD_SIZE = 1 << 30  # 1 GiB: few files, each far below any filesystem's limits
 ON_ERROR_MODES = ("fail", "skip")
-_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "KIB": 2**10, "M": 10**6, "MB": 10**6,
-          "MIB": 2**20, "G": 10**9, "GB": 10**9, "GIB": 2**30, "T": 10**12, "TB": 10**12, "TIB": 2**40}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 10**3,
+    "KB": 10**3,
+    "KIB": 2**10,
+    "M": 10**6,
+    "MB": 10**6,
+    "MIB": 2**20,
+    "G": 10**9,
+    "GB": 10**9,
+    "GIB": 2**30,
+    "T": 10**12,
+    "TB": 10**12,
+    "TIB": 2**40,
+}
 
 
 def parse_size(text: str | int) -> int:
@@ -107,7 +121,9 @@ class ConvertReport:
             "pack_bytes": self.pack_bytes,
             "source_bytes": self.source_bytes,
             "seconds": round(self.seconds, 3),
-            "samples_per_second": round(self.num_samples / self.seconds, 1) if self.seconds else None,
+            "samples_per_second": round(self.num_samples / self.seconds, 1)
+            if self.seconds
+            else None,
             "skipped": [s.to_dict() for s in self.skipped],
         }
 
@@ -149,7 +165,9 @@ def _file_sizes(root: Path, paths: list[str]) -> np.ndarray:
     return sizes
 
 
-def write_shard(job: ShardJob, on_progress: Callable[[int, int], None] | None = None) -> ShardResult:
+def write_shard(
+    job: ShardJob, on_progress: Callable[[int, int], None] | None = None
+) -> ShardResult:
     """Write one shard's data file; return its index rows. Runs in the main or a worker process."""
     backend = make_backend(job.backend_name, job.backend_options)
     out = Path(job.out_dir) / backend.data_file_name(job.shard)
@@ -209,9 +227,7 @@ def write_shard(job: ShardJob, on_progress: Callable[[int, int], None] | None = 
     )
 
 
-def _run_jobs(
-    jobs: list[ShardJob], workers: int, progress: Progress
-) -> Iterator[ShardResult]:
+def _run_jobs(jobs: list[ShardJob], workers: int, progress: Progress) -> Iterator[ShardResult]:
     """Yield shard results in shard order, from this process or a pool of ``workers``."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
@@ -229,9 +245,9 @@ def _run_jobs(
                     break
             while pending:
                 result = pending.popleft().result()
-                job = next(queue, None)
-                if job is not None:
-                    pending.append(pool.submit(write_shard, job))
+                following = next(queue, None)
+                if following is not None:
+                    pending.append(pool.submit(write_shard, following))
                 progress.advance(result.data_file.num_samples, result.source_bytes)
                 yield result
         except BaseException:
@@ -290,7 +306,9 @@ def convert(
     backend = make_backend(format, options)
 
     if src_path.is_dir() and dst_path.resolve().is_relative_to(src_path.resolve()):
-        raise UsageError(f"{dst_path}: is inside SRC {src_path}; choose a DST outside the source tree")
+        raise UsageError(
+            f"{dst_path}: is inside SRC {src_path}; choose a DST outside the source tree"
+        )
     check_destination(dst_path, force=force)  # fail fast, before a long scan
     scan = scan_tree(
         src_path,
@@ -331,7 +349,9 @@ def convert(
         counts = np.zeros(len(scan.classes), dtype=np.int64)
         try:
             for result in _run_jobs(jobs, workers, progress):
-                index.append(result.labels, result.locations, result.crc32, result.extension_ids, result.keys)
+                index.append(
+                    result.labels, result.locations, result.crc32, result.extension_ids, result.keys
+                )
                 data_files.append(result.data_file)
                 skipped.extend(result.skipped)
                 source_bytes += result.source_bytes
@@ -342,7 +362,9 @@ def convert(
         finally:
             progress.finish()
         if index.count == 0:
-            raise SourceError(f"{src_path}: every image was skipped; nothing to pack (see the errors above)")
+            raise SourceError(
+                f"{src_path}: every image was skipped; nothing to pack (see the errors above)"
+            )
         index.finish()
         manifest = Manifest(
             backend=backend.name,
@@ -373,7 +395,9 @@ def convert(
         try:
             staging.commit()
         except OSError as exc:
-            raise OutputError(f"{dst_path}: cannot move the finished pack into place ({exc})") from None
+            raise OutputError(
+                f"{dst_path}: cannot move the finished pack into place ({exc})"
+            ) from None
     return ConvertReport(
         path=dst_path,
         backend=backend.name,

@@ -1,6 +1,6 @@
 """A small, deterministic ImageFolder tree for ``make demo`` and the tests: shapes drawn with Pillow.
 
-    python -m packer.demo data/demo --per-class 80
+python -m packer.demo data/demo --per-class 80
 """
 
 from __future__ import annotations
@@ -46,7 +46,12 @@ def encode(im: Image.Image, fmt: str) -> bytes:
 
 
 def make_demo_tree(
-    root: str | Path, *, per_class: int = 80, size: int = 64, seed: int = 0, classes: tuple[str, ...] = CLASSES
+    root: str | Path,
+    *,
+    per_class: int = 80,
+    size: int = 64,
+    seed: int = 0,
+    classes: tuple[str, ...] = CLASSES,
 ) -> Path:
     """Write ``per_class`` images per class (3 of 4 JPEG, 1 of 4 PNG) under ``root``; deterministic."""
     root = Path(root)

@@ -35,7 +35,9 @@ def quick_check(data: bytes) -> str | None:
         return None if declared <= len(data) else f"truncated BMP ({len(data)} of {declared} bytes)"
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         declared = int.from_bytes(data[4:8], "little") + 8
-        return None if declared <= len(data) else f"truncated WebP ({len(data)} of {declared} bytes)"
+        return (
+            None if declared <= len(data) else f"truncated WebP ({len(data)} of {declared} bytes)"
+        )
     if data.startswith((b"II*\x00", b"MM\x00*")):
         return None
     if len(data) >= 2 and data[0:1] == b"P" and data[1:2] in b"123456":

@@ -69,7 +69,12 @@ class DataFile:
     sha256: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "num_samples": self.num_samples, "bytes": self.bytes, "sha256": self.sha256}
+        return {
+            "name": self.name,
+            "num_samples": self.num_samples,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
 
 
 @dataclass
@@ -117,7 +122,9 @@ class Manifest:
     def read(cls, root: Path) -> Manifest:
         path = root / MANIFEST_NAME
         if not root.is_dir():
-            raise PackError(f"{root}: not a pack (no such folder); pass the folder `pack convert` wrote")
+            raise PackError(
+                f"{root}: not a pack (no such folder); pass the folder `pack convert` wrote"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -151,13 +158,22 @@ class Manifest:
             name = v.string(d, "name")
             if "/" in name or "\\" in name or name in ("", ".", "..") or name.startswith("."):
                 raise PackError(f"{path}: data file name {name!r} is not a plain file name")
-            data_files.append(DataFile(name, v.integer(d, "num_samples"), v.integer(d, "bytes"), v.string(d, "sha256")))
+            data_files.append(
+                DataFile(
+                    name, v.integer(d, "num_samples"), v.integer(d, "bytes"), v.string(d, "sha256")
+                )
+            )
         if not data_files:
             raise PackError(f"{path}: lists no data files")
         if sum(d.num_samples for d in data_files) != n:
             raise PackError(f"{path}: data file sample counts do not add up to num_samples={n}")
-        classes = [v.string_value(c, "classes[]") for c in v.sequence(obj.get("classes"), "classes")]
-        counts = [v.int_value(c, "class_counts[]") for c in v.sequence(obj.get("class_counts"), "class_counts")]
+        classes = [
+            v.string_value(c, "classes[]") for c in v.sequence(obj.get("classes"), "classes")
+        ]
+        counts = [
+            v.int_value(c, "class_counts[]")
+            for c in v.sequence(obj.get("class_counts"), "class_counts")
+        ]
         if len(counts) != len(classes) or sum(counts) != n:
             raise PackError(f"{path}: class_counts do not match classes / num_samples")
         index = v.mapping(obj.get("index"), "index")
@@ -170,11 +186,17 @@ class Manifest:
             num_samples=n,
             payload_bytes=v.integer(obj, "payload_bytes"),
             data_files=data_files,
-            extensions=[v.string_value(e, "extensions[]") for e in v.sequence(obj.get("extensions"), "extensions")],
+            extensions=[
+                v.string_value(e, "extensions[]")
+                for e in v.sequence(obj.get("extensions"), "extensions")
+            ],
             index_sha256={str(k): v.string_value(s, "index.sha256") for k, s in sha.items()},
             source=dict(v.mapping(obj.get("source", {}), "source")),
             created_by=dict(v.mapping(obj.get("created_by", {}), "created_by")),
-            skipped=[dict(v.mapping(s, "skipped[]")) for s in v.sequence(obj.get("skipped", []), "skipped")],
+            skipped=[
+                dict(v.mapping(s, "skipped[]"))
+                for s in v.sequence(obj.get("skipped", []), "skipped")
+            ],
             format_version=version,
         )
 
@@ -265,7 +287,9 @@ class IndexWriter:
             assert arr.shape == (n, *tail), (name, arr.shape)
             self._raw[name].write(arr.tobytes())
         lengths = np.fromiter((len(k) for k in keys), dtype="<u8", count=n)
-        self._raw["key_offsets"].write((self._key_end + np.cumsum(lengths, dtype="<u8")).astype("<u8").tobytes())
+        self._raw["key_offsets"].write(
+            (self._key_end + np.cumsum(lengths, dtype="<u8")).astype("<u8").tobytes()
+        )
         self._keys.write(b"".join(keys))
         self._key_end += int(lengths.sum())
         self.count += n
@@ -279,7 +303,11 @@ class IndexWriter:
                 continue
             raw = self.dir / f"{name}.raw"
             with open(self.dir / f"{name}.npy", "wb") as out, open(raw, "rb") as src:
-                header = {"descr": dtype, "fortran_order": False, "shape": (self.count + extra, *tail)}
+                header = {
+                    "descr": dtype,
+                    "fortran_order": False,
+                    "shape": (self.count + extra, *tail),
+                }
                 np.lib.format.write_array_header_1_0(out, header)
                 shutil.copyfileobj(src, out, 1 << 20)
             raw.unlink()
@@ -320,7 +348,9 @@ class Index:
             except FileNotFoundError:
                 raise PackError(f"{path}: missing; the pack is incomplete, re-create it") from None
             except (OSError, ValueError) as exc:
-                raise PackError(f"{path}: not a readable .npy ({exc}); re-create the pack") from None
+                raise PackError(
+                    f"{path}: not a readable .npy ({exc}); re-create the pack"
+                ) from None
             if arr.dtype != np.dtype(dtype) or arr.shape != (n + extra, *tail):
                 raise PackError(
                     f"{path}: expected {dtype} of shape {(n + extra, *tail)}, found {arr.dtype} "
@@ -341,9 +371,13 @@ class Index:
                     mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
                 )
         except OSError as exc:
-            raise PackError(f"{keys_path}: cannot open ({exc.strerror}); re-create the pack") from None
+            raise PackError(
+                f"{keys_path}: cannot open ({exc.strerror}); re-create the pack"
+            ) from None
         if n and int(self.key_offsets[-1]) != size:
-            raise PackError(f"{keys_path}: size {size} does not match the key index; re-create the pack")
+            raise PackError(
+                f"{keys_path}: size {size} does not match the key index; re-create the pack"
+            )
         self._n = n
 
     def key_bytes(self, i: int) -> bytes:
@@ -356,11 +390,10 @@ class Index:
     def find(self, key: str) -> int | None:
         """Sample id of ``key`` in O(log n), without building a dict of every key."""
         target = encode_key(key)
-        pos = bisect_left(_SortedKeys(self), target)
-        if pos < self._n:
-            i = int(self.key_order[pos])
-            if self.key_bytes(i) == target:
-                return i
+        keys = _SortedKeys(self)
+        pos = bisect_left(keys, target)
+        if pos < self._n and keys[pos] == target:
+            return int(self.key_order[pos])
         return None
 
     def iter_keys(self) -> Iterator[str]:
@@ -387,4 +420,10 @@ class _SortedKeys:
         return len(self.index.key_order)
 
     def __getitem__(self, pos: int) -> bytes:
-        return self.index.key_bytes(int(self.index.key_order[pos]))
+        i = int(self.index.key_order[pos])
+        if i >= len(self):
+            raise PackError(
+                f"{self.index.root / INDEX_DIR}/key_order.npy: entry {pos} names sample {i} of "
+                f"{len(self)}; the index is damaged, run `pack verify`"
+            )
+        return self.index.key_bytes(i)

@@ -104,7 +104,9 @@ class Pack:
             self._reader.close()
         reader = self.backend.open_reader(self._data_paths, self.index.key)
         self._reader = reader
-        self._maps = reader.maps if isinstance(reader, MmapRangeReader) and self.backend.raw_ranges else None
+        self._maps = (
+            reader.maps if isinstance(reader, MmapRangeReader) and self.backend.raw_ranges else None
+        )
         self._pid = os.getpid()
         return reader
 
@@ -145,7 +147,9 @@ class Pack:
         try:
             ext = self._extensions[self.index.extension[i]]
         except IndexError:
-            raise PackError(f"{self.path}: sample {i} has an unknown extension id; run `pack verify`") from None
+            raise PackError(
+                f"{self.path}: sample {i} has an unknown extension id; run `pack verify`"
+            ) from None
         return Sample(self.index.key(i), int(self._labels[i]), data, ext)
 
     def get(self, key: str) -> Sample:

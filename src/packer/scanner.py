@@ -56,7 +56,8 @@ class Scan:
         paths: POSIX paths relative to ``root`` (``class/.../name.ext``), in pack order.
         labels: int32 label per path.
         skipped: files that looked like samples but cannot be packed (see ``on_error``).
-        ignored: count of files left out silently (hidden, OS junk, other extensions, top level).
+        ignored: count of files left out because of their extension or because they sit at the top
+            level (hidden files and OS junk are not counted).
     """
 
     root: Path
@@ -97,9 +98,13 @@ def scan_tree(
     """
     root_path = Path(root)
     if not root_path.exists():
-        raise SourceError(f"{root_path}: no such folder; pass the folder that holds one sub-folder per class")
+        raise SourceError(
+            f"{root_path}: no such folder; pass the folder that holds one sub-folder per class"
+        )
     if not root_path.is_dir():
-        raise SourceError(f"{root_path}: not a folder; pass the folder that holds one sub-folder per class")
+        raise SourceError(
+            f"{root_path}: not a folder; pass the folder that holds one sub-folder per class"
+        )
 
     def bad(skip: Skipped) -> None:
         if on_bad_file is None:
@@ -118,7 +123,9 @@ def scan_tree(
     try:
         entries = sorted(os.scandir(root_path), key=lambda e: e.name)
     except OSError as exc:
-        raise SourceError(f"{root_path}: cannot list folder ({exc.strerror}); check its permissions") from None
+        raise SourceError(
+            f"{root_path}: cannot list folder ({exc.strerror}); check its permissions"
+        ) from None
     for entry in entries:
         if _is_hidden_or_junk(entry.name):
             continue

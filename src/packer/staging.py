@@ -40,9 +40,13 @@ def check_destination(dst: Path, *, force: bool) -> None:
     if not (dst.exists() or dst.is_symlink()):
         return
     if not force:
-        raise OutputError(f"{dst}: already exists; pass --force to replace it, or choose another DST")
+        raise OutputError(
+            f"{dst}: already exists; pass --force to replace it, or choose another DST"
+        )
     if dst.is_symlink() or not dst.is_dir():
-        raise OutputError(f"{dst}: exists and is not a folder; remove it yourself or choose another DST")
+        raise OutputError(
+            f"{dst}: exists and is not a folder; remove it yourself or choose another DST"
+        )
     if not (dst / MANIFEST_NAME).is_file() and any(dst.iterdir()):
         raise OutputError(
             f"{dst}: exists and is not a pack (no {MANIFEST_NAME}); --force only replaces packs, "

@@ -31,10 +31,10 @@ from hypothesis import strategies as st
 from packer.api import verify_pack
 from packer.backends.base import Backend, ShardWriter
 from packer.convert import convert
-from packer.registry import get_backend_class
 from packer.demo import encode, render
 from packer.errors import SourceError
 from packer.pack import Pack, open_pack
+from packer.registry import get_backend_class
 from packer.scanner import IMAGE_EXTENSIONS
 from packer.staging import partial_path
 
@@ -49,9 +49,18 @@ EDGE_FILES = (
     ("dog/with space.jpg", "JPEG"),
     ("dog/ünïcödé 🐱.png", "PNG"),
     ("dog/100%.jpg", "JPEG"),
-    ("dog-x/z.jpg", "JPEG"),  # sorts between "dog" and "dog/..." keys: order must stay ImageFolder's
+    (
+        "dog-x/z.jpg",
+        "JPEG",
+    ),  # sorts between "dog" and "dog/..." keys: order must stay ImageFolder's
 )
-IGNORED_FILES = ("cat/.hidden.jpg", "cat/Thumbs.db", "cat/notes.txt", "dog/.DS_Store", "top-level.jpg")
+IGNORED_FILES = (
+    "cat/.hidden.jpg",
+    "cat/Thumbs.db",
+    "cat/notes.txt",
+    "dog/.DS_Store",
+    "top-level.jpg",
+)
 EMPTY_CLASSES = ("empty",)
 
 
@@ -60,7 +69,10 @@ def make_edge_tree(root: Path, *, extra_per_class: int = 6, seed: int = 0) -> Pa
     rng = np.random.default_rng(seed)
     files = list(EDGE_FILES)
     for cls in ("cat", "dog", "dog-x"):
-        files += [(f"{cls}/img_{i:03d}.{'png' if i % 3 == 0 else 'jpg'}", "PNG" if i % 3 == 0 else "JPEG") for i in range(extra_per_class)]
+        files += [
+            (f"{cls}/img_{i:03d}.{'png' if i % 3 == 0 else 'jpg'}", "PNG" if i % 3 == 0 else "JPEG")
+            for i in range(extra_per_class)
+        ]
     for rel, fmt in files:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +149,9 @@ class BackendConformance:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def pack_path(cls, source: Path, backend: BackendSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def pack_path(
+        cls, source: Path, backend: BackendSpec, tmp_path_factory: pytest.TempPathFactory
+    ) -> Path:
         return cls._convert(source, tmp_path_factory.mktemp("pack") / "out.pack", backend)
 
     @pytest.fixture
@@ -181,9 +195,13 @@ class BackendConformance:
             pack[-len(pack) - 1]
         assert pack[-1] == pack[len(pack) - 1]
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
     @given(data=st.data())
-    def test_random_access_matches_source(self, pack: Pack, source: Path, data: st.DataObject) -> None:
+    def test_random_access_matches_source(
+        self, pack: Pack, source: Path, data: st.DataObject
+    ) -> None:
         _, expected = imagefolder_order(source)
         n = len(expected)
         indices = data.draw(st.lists(st.integers(min_value=-n, max_value=n - 1), max_size=30))
@@ -201,11 +219,15 @@ class BackendConformance:
 
     # -- determinism ------------------------------------------------------------------------
 
-    def test_two_converts_are_identical(self, source: Path, backend: BackendSpec, tmp_path: Path, pack_path: Path) -> None:
+    def test_two_converts_are_identical(
+        self, source: Path, backend: BackendSpec, tmp_path: Path, pack_path: Path
+    ) -> None:
         again = self._convert(source, tmp_path / "again.pack", backend)
         assert tree_digest(again) == tree_digest(pack_path)
 
-    def test_workers_do_not_change_output(self, source: Path, backend: BackendSpec, tmp_path: Path, pack_path: Path) -> None:
+    def test_workers_do_not_change_output(
+        self, source: Path, backend: BackendSpec, tmp_path: Path, pack_path: Path
+    ) -> None:
         parallel = self._convert(source, tmp_path / "parallel.pack", backend, workers=2)
         assert tree_digest(parallel) == tree_digest(pack_path)
 
@@ -292,7 +314,7 @@ class BackendConformance:
                     raise OSError(28, "No space left on device")
                 return original_add(*args)
 
-            writer.add = add  # type: ignore[method-assign]
+            writer.add = add  # type: ignore[method-assign,assignment]
             return writer
 
         monkeypatch.setattr(backend_cls, "open_writer", open_failing_writer)
@@ -304,7 +326,9 @@ class BackendConformance:
         assert calls["n"] == 10
         assert list(tmp_path.iterdir()) == []
 
-    def test_bad_image_fail_and_skip(self, source: Path, backend: BackendSpec, tmp_path: Path) -> None:
+    def test_bad_image_fail_and_skip(
+        self, source: Path, backend: BackendSpec, tmp_path: Path
+    ) -> None:
         import shutil
 
         tree = tmp_path / "tree"
@@ -312,7 +336,7 @@ class BackendConformance:
         bad = tree / "cat" / "a.jpg"
         bad.write_bytes(bad.read_bytes()[:-200])  # truncated download
         (tree / "dog" / "fake.jpg").write_text("<html>404</html>")
-        with pytest.raises(SourceError, match="a.jpg"):
+        with pytest.raises(SourceError, match=r"a\.jpg"):
             self._convert(tree, tmp_path / "fail.pack", backend)
         assert not (tmp_path / "fail.pack").exists()
         assert not partial_path(tmp_path / "fail.pack").exists()

@@ -13,6 +13,7 @@ rename. A backend supplies three small things:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import mmap
 import os
@@ -107,10 +108,8 @@ class ShardWriter(ABC):
 
     def abort(self) -> None:
         """Discard the partial data file."""
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: S110 - the file is being thrown away; its close error adds nothing
-            pass
         self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
@@ -155,7 +154,9 @@ class MmapRangeReader(ShardReader):
                     return b""  # mmap cannot map an empty file
                 return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:
-            raise PackError(f"{path}: cannot open data file ({exc.strerror}); run `pack verify`") from None
+            raise PackError(
+                f"{path}: cannot open data file ({exc.strerror}); run `pack verify`"
+            ) from None
 
     def read(self, file_id: int, offset: int, length: int, index: int) -> bytes:
         data = self.maps[file_id][offset : offset + length]

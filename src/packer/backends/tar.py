@@ -76,7 +76,9 @@ class TarWriter(ShardWriter):
 
 class TarBackend(Backend):
     name = "tar"
-    summary = "WebDataset-style tar shards (<key>.<ext> + <key>.cls); readable by tar and webdataset"
+    summary = (
+        "WebDataset-style tar shards (<key>.<ext> + <key>.cls); readable by tar and webdataset"
+    )
     suffix = "tar"
     options_class = TarOptions
 

@@ -1,0 +1,177 @@
+"""The `pack` command: exit codes, one-line errors, --json documents, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from packer import errors
+from packer.cli import app
+from packer.staging import partial_path
+
+runner = CliRunner()
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_help_lists_every_command() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    for command in ("convert", "inspect", "verify", "formats"):
+        assert command in out
+
+
+@pytest.mark.parametrize("command", ["convert", "inspect", "verify", "formats"])
+def test_each_command_has_help_with_an_example(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    assert "Example: pack" in out
+
+
+def test_convert_inspect_verify_json(demo_tree: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "demo.pack"
+    code, out, _ = run(
+        "convert", demo_tree, dst, "--format", "tar", "--samples-per-shard", "10", "--json"
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["num_samples"] == 48 and report["data_files"] == 5 and report["skipped"] == []
+    code, out, _ = run("inspect", dst, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["backend"] == "tar" and info["num_samples"] == 48
+    assert [c["count"] for c in info["classes"]] == [12, 12, 12, 12]
+    code, out, _ = run("verify", dst, "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    code, out, _ = run("inspect", dst)
+    assert code == 0 and "circle" in out and "shard-00004.tar" in out
+
+
+def test_convert_plain_output_is_one_summary_line(demo_tree: Path, tmp_path: Path) -> None:
+    code, out, _ = run("convert", demo_tree, tmp_path / "p", "-f", "zip", "-q")
+    assert code == 0
+    assert out.count("\n") == 1 and out.startswith("packed 48 samples (4 classes)")
+
+
+def test_existing_destination_needs_force(demo_tree: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "p"
+    assert run("convert", demo_tree, dst, "-q")[0] == 0
+    before = (dst / "manifest.json").read_bytes()
+    code, _, err = run("convert", demo_tree, dst, "-q", "-f", "zip")
+    assert code == errors.EXIT_OUTPUT
+    assert "--force" in err and str(dst) in err and err.count("\n") == 1
+    assert (dst / "manifest.json").read_bytes() == before
+    assert run("convert", demo_tree, dst, "-q", "-f", "zip", "--force")[0] == 0
+    assert json.loads((dst / "manifest.json").read_text())["backend"]["name"] == "zip"
+    assert not partial_path(dst).exists()
+
+
+def test_force_never_replaces_a_folder_that_is_not_a_pack(demo_tree: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    code, _, err = run("convert", demo_tree, precious, "--force", "-q")
+    assert code == errors.EXIT_OUTPUT and "not a pack" in err
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("convert", "{missing}", "{dst}"), errors.EXIT_SOURCE, "no such folder"),
+        (("convert", "{tree}", "{dst}", "-f", "nope"), errors.EXIT_USAGE, "unknown format 'nope'"),
+        (
+            ("convert", "{tree}", "{dst}", "-o", "bogus=1"),
+            errors.EXIT_USAGE,
+            "unknown option 'bogus'",
+        ),
+        (("convert", "{tree}", "{dst}", "-o", "novalue"), errors.EXIT_USAGE, "key=value"),
+        (("convert", "{tree}", "{dst}", "--shard-size", "lots"), errors.EXIT_USAGE, "512MB"),
+        (("convert", "{tree}", "{dst}", "--on-error", "maybe"), errors.EXIT_USAGE, "--on-error"),
+        (("convert", "{tree}", "{tree}/inside"), errors.EXIT_USAGE, "outside the source"),
+        (("convert", "{empty}", "{dst}"), errors.EXIT_SOURCE, "no images found"),
+        (("inspect", "{missing}"), errors.EXIT_BAD_PACK, "not a pack"),
+        (("verify", "{missing}"), errors.EXIT_BAD_PACK, "not a pack"),
+    ],
+)
+def test_user_errors_are_one_line_with_an_exit_code(
+    demo_tree: Path, tmp_path: Path, args: tuple[str, ...], code: int, needle: str
+) -> None:
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    values = {
+        "missing": tmp_path / "missing",
+        "dst": tmp_path / "dst",
+        "tree": demo_tree,
+        "empty": tmp_path / "empty",
+    }
+    got, out, err = run(*(a.format(**values) for a in args))
+    assert got == code, err
+    assert needle in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert out == ""
+    assert not (tmp_path / "dst").exists() and not partial_path(tmp_path / "dst").exists()
+
+
+def test_verify_exit_code_1_names_the_damaged_sample(demo_tree: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "p"
+    run("convert", demo_tree, dst, "-q", "-f", "zip")
+    from packer import open_pack
+
+    with open_pack(dst) as p:
+        _, offset, length = (int(v) for v in p.index.locations[5])
+        key = p.key(5)
+    shard = dst / "shard-00000.zip"
+    blob = bytearray(shard.read_bytes())
+    blob[offset + length // 2] ^= 1
+    shard.write_bytes(bytes(blob))
+    code, out, _ = run("verify", dst)
+    assert code == errors.EXIT_PROBLEMS_FOUND
+    assert key in out and "DAMAGED" in out
+    code, out, _ = run("verify", dst, "--json")
+    assert code == 1 and json.loads(out)["ok"] is False
+
+
+def test_inspect_on_damaged_manifest_is_a_clear_error(demo_tree: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "p"
+    run("convert", demo_tree, dst, "-q")
+    (dst / "manifest.json").write_text("{not json")
+    code, _, err = run("inspect", dst)
+    assert code == errors.EXIT_BAD_PACK and "not valid JSON" in err
+    code, out, _ = run("verify", dst)
+    assert code == errors.EXIT_PROBLEMS_FOUND and "manifest" in out
+
+
+def test_formats_json_lists_builtins_and_plugins() -> None:
+    code, out, _ = run("formats", "--json")
+    found = {f["name"]: f for f in json.loads(out)}
+    assert code == 0
+    assert found["tar"]["origin"] == "built-in" and found["tar"]["options"] == {"labels": "member"}
+    assert found["dummy"]["origin"] == "packer-dummy"
+
+
+def test_skip_reports_each_bad_file(demo_tree: Path, tmp_path: Path) -> None:
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(demo_tree, tree)
+    (tree / "circle" / "zero.jpg").write_bytes(b"")
+    code, out, err = run("convert", tree, tmp_path / "p", "--on-error", "skip", "--json")
+    assert code == 0
+    assert json.loads(out)["skipped"] == [
+        {"path": "circle/zero.jpg", "reason": "empty file (0 bytes)"}
+    ]
+    assert "circle/zero.jpg" in err
+    code, _, err = run("convert", tree, tmp_path / "q")
+    assert code == errors.EXIT_SOURCE and "zero.jpg" in err and "--on-error skip" in err
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and out.startswith("packer ")
