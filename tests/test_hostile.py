@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -109,10 +110,8 @@ def test_mutated_index_values_never_crash(
     assume(int(arr[where]) != value)
     arr[where] = value
     np.save(path, arr)
-    try:
+    with contextlib.suppress(PackerError, KeyError):
         _read_everything(pack)
-    except (PackerError, KeyError):
-        pass
     assert not verify_pack(pack).ok
 
 
