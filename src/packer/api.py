@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packer.convert import ConvertReport, convert, make_backend
+from packer.conversion import ConvertReport, convert, make_backend
 from packer.errors import PackerError, PackError
 from packer.images import full_check
 from packer.manifest import INDEX_FILES, Index, Manifest, sha256_file

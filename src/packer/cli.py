@@ -181,7 +181,7 @@ def convert(
 
     Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
     """
-    from packer.convert import convert as run_convert
+    from packer.conversion import convert as run_convert
 
     report = run_convert(
         src,

@@ -41,7 +41,7 @@ class Pack:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        from packer.convert import make_backend
+        from packer.conversion import make_backend
 
         self.path = Path(path)
         self.manifest = Manifest.read(self.path)

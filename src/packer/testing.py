@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from packer.api import verify_pack
 from packer.backends.base import Backend, ShardWriter
-from packer.convert import convert
+from packer.conversion import convert
 from packer.demo import encode, render
 from packer.errors import SourceError
 from packer.pack import Pack, open_pack

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import mmap
 import os
 import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Self, get_type_hints
 
@@ -88,8 +90,11 @@ class ShardWriter(ABC):
     """Writes the samples of one shard into one data file at ``path``.
 
     Used as a context manager: leaving it with an exception calls :meth:`abort`, so a crash never
-    leaves a half-written data file that looks complete.
+    leaves a half-written data file that looks complete. A writer that hashed its file while writing
+    sets ``sha256`` in :meth:`close`; otherwise the core reads the file back to hash it.
     """
+
+    sha256: str | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -125,6 +130,57 @@ class ShardWriter(ABC):
             self.close()
         else:
             self.abort()
+
+
+class HashingFile:
+    """A write-only file that buffers, and writes and sha256-hashes in a background thread.
+
+    Both ``write`` and ``hashlib.update`` release the GIL, so on a multi-core machine the disk I/O and
+    the hash of a stream-written data file cost the converting thread almost nothing, and the file
+    need not be read back to checksum it. At most two buffers are in flight: memory stays bounded.
+    """
+
+    def __init__(self, path: Path, buffer_size: int = 4 << 20) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._hash = hashlib.sha256()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._buffer_size = buffer_size
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="packer-write")
+        self._pending: Future[None] | None = None
+        self.position = 0
+        self.closed = False
+
+    def _flush_chunk(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._hash.update(chunk)
+
+    def _hand_off(self) -> None:
+        chunk = b"".join(self._buffer)
+        self._buffer, self._buffered = [], 0
+        if self._pending is not None:
+            self._pending.result()  # surfaces write errors (disk full) in the caller's thread
+        self._pending = self._pool.submit(self._flush_chunk, chunk)
+
+    def write(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self.position += len(data)
+        if self._buffered >= self._buffer_size:
+            self._hand_off()
+
+    def close(self) -> str:
+        """Flush everything; return the file's sha256."""
+        if not self.closed:
+            self.closed = True
+            try:
+                self._hand_off()
+                assert self._pending is not None
+                self._pending.result()
+            finally:
+                self._pool.shutdown(wait=True)
+                self._file.close()
+        return self._hash.hexdigest()
 
 
 class ShardReader(ABC):

@@ -13,12 +13,51 @@ import dataclasses
 import tarfile
 from pathlib import Path
 
-from packer.backends.base import Backend, BackendOptions, ShardWriter, member_stem
+from packer.backends.base import Backend, BackendOptions, HashingFile, ShardWriter, member_stem
 from packer.errors import UsageError
 
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 10240: tar pads the archive to whole records
 _ZEROS = bytes(_RECORD)
+_MAX_USTAR_SIZE = 8**11 - 1  # larger members need a pax size record
+
+
+def _tarfile_header(name: str, size: int) -> bytes:
+    """The reference: tarfile's own pax/ustar header with our fixed metadata."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+# tarfile builds each header field by field in Python (~25 us a member). For the common member -- an
+# ASCII name of at most 100 bytes, under 8 GiB -- its output is this template with the name, size and
+# checksum filled in, which costs ~2 us. tests/test_tar.py checks the two agree byte for byte.
+_TEMPLATE = _tarfile_header("", 0)
+_TEMPLATE_SUM = sum(_TEMPLATE[:148]) + 8 * 32 + sum(_TEMPLATE[156:]) - sum(_TEMPLATE[124:136])
+
+
+def fast_header(name: str, size: int) -> bytes:
+    """A ustar header identical to ``_tarfile_header(name, size)``."""
+    raw = name.encode("ascii") if name.isascii() else b""
+    if not raw or len(raw) > 100 or size > _MAX_USTAR_SIZE:
+        return _tarfile_header(name, size)
+    size_field = b"%011o\x00" % size
+    checksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)
+    return b"".join(
+        (
+            raw,
+            bytes(100 - len(raw)),
+            _TEMPLATE[100:124],
+            size_field,
+            _TEMPLATE[136:148],
+            b"%06o\x00 " % checksum,
+            _TEMPLATE[156:],
+        )
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,40 +77,30 @@ class TarOptions(BackendOptions):
 class TarWriter(ShardWriter):
     def __init__(self, path: Path, options: TarOptions) -> None:
         super().__init__(path)
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._pos = 0
+        self._file = HashingFile(path)
         self._cls = options.labels == "member"
-
-    def _member(self, name: str, data: bytes) -> int:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        info.mode = 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        offset = self._pos + len(header)
-        pad = -len(data) % _BLOCK
-        self._file.write(header)
-        self._file.write(data)
-        if pad:
-            self._file.write(_ZEROS[:pad])
-        self._pos = offset + len(data) + pad
-        return offset
 
     def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
         stem = member_stem(key)
-        offset = self._member(f"{stem}.{ext}", data)
+        header = fast_header(f"{stem}.{ext}", len(data))
+        write = self._file.write
+        offset = self._file.position + len(header)
+        write(header)
+        write(data)
+        write(_ZEROS[: -len(data) % _BLOCK])
         if self._cls:
-            self._member(f"{stem}.cls", b"%d" % label)
+            digits = b"%d" % label
+            write(fast_header(f"{stem}.cls", len(digits)))
+            write(digits)
+            write(_ZEROS[: -len(digits) % _BLOCK])
         return offset, len(data)
 
     def close(self) -> None:
         if self._file.closed:
             return
-        end = self._pos + 2 * _BLOCK  # end-of-archive marker: two zero blocks
+        end = self._file.position + 2 * _BLOCK  # end-of-archive marker: two zero blocks
         self._file.write(_ZEROS[: 2 * _BLOCK + (-end % _RECORD)])
-        self._file.close()
+        self.sha256 = self._file.close()
 
 
 class TarBackend(Backend):

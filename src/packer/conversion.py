@@ -14,6 +14,7 @@ import os
 import re
 import time
 import zlib
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from packer import __version__
 from packer.backends.base import Backend
 from packer.errors import OutputError, SourceError, UsageError
 from packer.images import VALIDATE_MODES, check_image
-from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, encode_key, sha256_file
+from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, sha256_file
 from packer.progress import NoProgress, Progress
 from packer.registry import get_backend_class
 from packer.scanner import IMAGE_EXTENSIONS, Skipped, scan_tree, split_key
@@ -156,70 +157,99 @@ def plan_shards(
 
 
 def _file_sizes(root: Path, paths: list[str]) -> np.ndarray:
-    sizes = np.zeros(len(paths), dtype=np.int64)
-    for i, rel in enumerate(paths):
+    prefix = os.fspath(root) + os.sep
+    stat = os.stat
+    sizes = array("q")
+    for rel in paths:
         try:
-            sizes[i] = os.stat(root / rel).st_size
+            sizes.append(stat(prefix + rel).st_size)
         except OSError:
-            sizes[i] = 0  # the read in the writer reports the real error
-    return sizes
+            sizes.append(0)  # the read in the writer reports the real error
+    return np.frombuffer(sizes, dtype=np.int64)
+
+
+def read_file(path: str) -> bytes:
+    """Whole-file read with three syscalls; ~2x faster than ``open().read()`` on small files."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)  # one byte more than expected reveals a file still growing
+        if len(data) <= size:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def write_shard(
     job: ShardJob, on_progress: Callable[[int, int], None] | None = None
 ) -> ShardResult:
-    """Write one shard's data file; return its index rows. Runs in the main or a worker process."""
+    """Write one shard's data file; return its index rows. Runs in the main or a worker process.
+
+    This loop is the convert hot path: per sample it reads the file, checks it, hands it to the
+    backend and appends to compact arrays -- no numpy call and no Path object per sample.
+    """
     backend = make_backend(job.backend_name, job.backend_options)
     out = Path(job.out_dir) / backend.data_file_name(job.shard)
-    root = Path(job.root)
-    n = len(job.paths)
-    locations = np.zeros((n, 3), dtype=np.uint64)
-    locations[:, 0] = job.shard
-    crc = np.zeros(n, dtype=np.uint32)
-    kept = np.zeros(n, dtype=bool)
+    root = os.fspath(job.root) + os.sep
+    offsets, lengths, crcs = array("Q"), array("Q"), array("I")
+    kept = np.zeros(len(job.paths), dtype=bool)
     keys: list[bytes] = []
     skipped: list[Skipped] = []
     source_bytes = 0
-    pending_samples = pending_bytes = 0
+    pending = pending_bytes = 0
     labels = job.labels.tolist()
-    with backend.open_writer(out) as writer:
+    validate = job.validate
+    crc32 = zlib.crc32
+    writer = backend.open_writer(out)
+    with writer:
+        add = writer.add
         for i, rel in enumerate(job.paths):
-            reason: str | None
+            reason: str | None = None
             try:
-                with open(root / rel, "rb") as f:
-                    data = f.read()
+                data = read_file(root + rel)
             except OSError as exc:
                 data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
-            else:
-                reason = check_image(data, job.validate)
+            if reason is None and validate != "none":
+                reason = check_image(data, validate)
             if reason is not None:
                 if job.on_error == "fail":
                     raise SourceError(
-                        f"{root / rel}: {reason}; fix or remove the file, or pass --on-error skip"
+                        f"{root + rel}: {reason}; fix or remove the file, or pass --on-error skip"
                     )
                 skipped.append(Skipped(rel, reason))
                 continue
-            key, ext = split_key(rel)
-            locations[i, 1:] = writer.add(key, ext, labels[i], data)
-            crc[i] = zlib.crc32(data)
+            key, _, ext = rel.rpartition(".")
+            offset, length = add(key, ext, labels[i], data)
+            offsets.append(offset)
+            lengths.append(length)
+            crcs.append(crc32(data))
             kept[i] = True
-            keys.append(encode_key(key))
+            keys.append(key.encode("utf-8", "surrogateescape"))
             source_bytes += len(data)
             if on_progress is not None:
-                pending_samples += 1
+                pending += 1
                 pending_bytes += len(data)
-                if pending_samples == 256:
-                    on_progress(pending_samples, pending_bytes)
-                    pending_samples = pending_bytes = 0
-    if on_progress is not None and pending_samples:
-        on_progress(pending_samples, pending_bytes)
-    data_file = DataFile(out.name, int(kept.sum()), out.stat().st_size, sha256_file(out))
+                if pending == 256:
+                    on_progress(pending, pending_bytes)
+                    pending = pending_bytes = 0
+    if on_progress is not None and pending:
+        on_progress(pending, pending_bytes)
+    n = len(keys)
+    locations = np.empty((n, 3), dtype=np.uint64)
+    locations[:, 0] = job.shard
+    locations[:, 1] = np.frombuffer(offsets, dtype=np.uint64) if n else 0
+    locations[:, 2] = np.frombuffer(lengths, dtype=np.uint64) if n else 0
+    data_file = DataFile(out.name, n, out.stat().st_size, writer.sha256 or sha256_file(out))
     return ShardResult(
         job.shard,
         data_file,
         job.labels[kept],
-        locations[kept],
-        crc[kept],
+        locations,
+        np.asarray(crcs, dtype=np.uint32),
         job.extension_ids[kept],
         keys,
         skipped,
