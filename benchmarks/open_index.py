@@ -56,8 +56,21 @@ def convert_peak_rss(src: Path, dst: Path) -> float:
     shutil.rmtree(dst, ignore_errors=True)
     pack = Path(sys.executable).with_name("pack")
     out = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", str(pack), "convert", str(src), str(dst), "-q", "--validate", "none"],
-        capture_output=True, text=True, check=True,
+        [
+            "/usr/bin/time",
+            "-f",
+            "%M",
+            str(pack),
+            "convert",
+            str(src),
+            str(dst),
+            "-q",
+            "--validate",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return int(out.stderr.strip().splitlines()[-1]) / 1024
 
@@ -74,8 +87,14 @@ def main() -> None:
     rss_small = convert_peak_rss(small, args.work / "tiny-small.pack")
     rss_big = convert_peak_rss(big, args.work / "tiny-big.pack")
     runs = [
-        json.loads(subprocess.run([sys.executable, "-c", PROBE, str(args.work / "tiny-big.pack")],
-                                  capture_output=True, text=True, check=True).stdout)
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", PROBE, str(args.work / "tiny-big.pack")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         for _ in range(args.repeat)
     ]
     result = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
