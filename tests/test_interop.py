@@ -117,3 +117,101 @@ def test_unzip_accepts_zip_shards(source: Path, tmp_path: Path) -> None:
         ["unzip", "-t", str(tmp_path / "p" / "shard-00000.zip")], capture_output=True, text=True
     )
     assert result.returncode == 0 and "No errors detected" in result.stdout
+
+
+def _pack_samples(path: Path) -> list[tuple[str, int, bytes]]:
+    with open_pack(path) as pack:
+        return [(s.key, s.label, s.data) for s in pack]
+
+
+def test_lmdb_reads_back_with_plain_lmdb(source: Path, tmp_path: Path) -> None:
+    import lmdb
+
+    convert(source, tmp_path / "p", "lmdb", samples_per_shard=6)
+    expected = _expected(source)
+    found: dict[bytes, bytes] = {}
+    for shard in sorted((tmp_path / "p").glob("shard-*.lmdb")):
+        env = lmdb.open(str(shard), subdir=False, readonly=True, lock=False)
+        with env.begin() as txn:
+            found.update(txn.cursor())
+        env.close()
+    with open_pack(tmp_path / "p") as pack:
+        for s in pack:
+            assert found[s.key.encode()] == expected[f"{s.key}.{s.ext}"]
+    assert len(found) == len(expected)
+
+
+def test_hdf5_reads_back_with_plain_h5py(source: Path, tmp_path: Path) -> None:
+    import h5py
+
+    convert(source, tmp_path / "p", "hdf5", samples_per_shard=6)
+    rows = []
+    for shard in sorted((tmp_path / "p").glob("shard-*.h5")):
+        with h5py.File(shard, "r") as f:
+            assert f["data"].chunks is None  # contiguous
+            off = f["offsets"][:]
+            for j in range(len(off) - 1):
+                rows.append(
+                    (
+                        f["keys"][j].decode(),
+                        int(f["labels"][j]),
+                        f["data"][off[j] : off[j + 1]].tobytes(),
+                    )
+                )
+    assert rows == _pack_samples(tmp_path / "p")
+
+
+def test_memmap_reads_back_with_numpy(source: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    convert(source, tmp_path / "p", "memmap", samples_per_shard=6)
+    loc = np.load(tmp_path / "p" / "index" / "locations.npy", mmap_mode="r")
+    blobs = {
+        i: np.memmap(p, dtype=np.uint8, mode="r")
+        for i, p in enumerate(sorted((tmp_path / "p").glob("shard-*.bin")))
+    }
+    datas = [blobs[int(f)][int(o) : int(o) + int(n)].tobytes() for f, o, n in loc]
+    assert datas == [d for _, _, d in _pack_samples(tmp_path / "p")]
+
+
+def test_arrow_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    convert(source, tmp_path / "p", "arrow", samples_per_shard=6, options={"batch_rows": 4})
+    rows = []
+    for shard in sorted((tmp_path / "p").glob("shard-*.arrow")):
+        with pa.memory_map(str(shard)) as source_file:
+            table = ipc.open_file(source_file).read_all()
+            assert table.schema.field("data").type == pa.binary()
+            rows += list(
+                zip(
+                    table.column("key").to_pylist(),
+                    table.column("label").to_pylist(),
+                    table.column("data").to_pylist(),
+                    strict=True,
+                )
+            )
+    assert rows == _pack_samples(tmp_path / "p")
+
+
+def test_parquet_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    convert(source, tmp_path / "p", "parquet", samples_per_shard=6, options={"row_group_rows": 4})
+    rows = []
+    for shard in sorted((tmp_path / "p").glob("shard-*.parquet")):
+        meta = pq.ParquetFile(shard).metadata
+        assert meta.num_row_groups == -(-meta.num_rows // 4)
+        data_column = meta.row_group(0).column(2)
+        assert data_column.compression == "UNCOMPRESSED" and not data_column.is_stats_set
+        table = pq.read_table(shard)
+        rows += list(
+            zip(
+                table.column("key").to_pylist(),
+                table.column("label").to_pylist(),
+                table.column("data").to_pylist(),
+                strict=True,
+            )
+        )
+    assert rows == _pack_samples(tmp_path / "p")

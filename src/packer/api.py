@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from packer.conversion import ConvertReport, convert, make_backend
 from packer.errors import PackerError, PackError
 from packer.images import full_check
@@ -165,13 +167,29 @@ def verify_pack(
                 str(file),
                 f"size {size} bytes, manifest says {data_file.bytes} (truncated or appended)",
             )
-        if sha256_file(file) != data_file.sha256:
+            bad_files.add(file_id)
+        elif sha256_file(file) != data_file.sha256:
             problem("data", str(file), "sha256 does not match the manifest (damaged bytes)")
+            bad_files.add(file_id)
 
     with Pack(root) as pack:
         progress.start(len(pack), f"verify {root.name}")
         crcs = pack.index.crc32
+        file_ids = pack.index.locations[:, 0]
+        if bad_files and not pack.backend.raw_ranges:
+            # Never hand a damaged file to a native parser (LMDB, HDF5, Arrow...): it may crash.
+            for file_id in sorted(bad_files):
+                count = int(np.count_nonzero(file_ids == file_id))
+                problem(
+                    "data",
+                    str(root / manifest.data_files[file_id].name),
+                    f"damaged, so its {count} samples were not read (a damaged {manifest.backend} file "
+                    "is not safe to parse); re-create the pack",
+                )
         for i in range(len(pack)):
+            if bad_files and not pack.backend.raw_ranges and int(file_ids[i]) in bad_files:
+                report.samples_checked += 1
+                continue
             try:
                 sample = pack[i]
             except Exception as exc:

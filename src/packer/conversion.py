@@ -241,8 +241,16 @@ def write_shard(
     n = len(keys)
     locations = np.empty((n, 3), dtype=np.uint64)
     locations[:, 0] = job.shard
-    locations[:, 1] = np.frombuffer(offsets, dtype=np.uint64) if n else 0
-    locations[:, 2] = np.frombuffer(lengths, dtype=np.uint64) if n else 0
+    final = writer.final_locations()
+    if final is not None:
+        if final.shape != (n, 2):
+            raise RuntimeError(
+                f"backend {backend.name}: final_locations() has shape {final.shape}, expected {(n, 2)}"
+            )
+        locations[:, 1:] = final
+    elif n:
+        locations[:, 1] = np.frombuffer(offsets, dtype=np.uint64)
+        locations[:, 2] = np.frombuffer(lengths, dtype=np.uint64)
     data_file = DataFile(out.name, n, out.stat().st_size, writer.sha256 or sha256_file(out))
     return ShardResult(
         job.shard,

@@ -102,7 +102,7 @@ class Pack:
     def _open_reader(self) -> ShardReader:
         if self._reader is not None:
             self._reader.close()
-        reader = self.backend.open_reader(self._data_paths, self.index.key)
+        reader = self.backend.open_reader(self._data_paths, self.index.key_bytes)
         self._reader = reader
         self._maps = (
             reader.maps if isinstance(reader, MmapRangeReader) and self.backend.raw_ranges else None

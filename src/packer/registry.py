@@ -17,6 +17,11 @@ ENTRY_POINT_GROUP = "packer.backends"
 
 #: Built-in backends by name, as "module:Class"; imported on first use.
 BUILTIN_BACKENDS: dict[str, str] = {
+    "arrow": "packer.backends.arrow:ArrowBackend",
+    "hdf5": "packer.backends.hdf5:Hdf5Backend",
+    "lmdb": "packer.backends.lmdb:LmdbBackend",
+    "memmap": "packer.backends.memmap:MemmapBackend",
+    "parquet": "packer.backends.parquet:ParquetBackend",
     "tar": "packer.backends.tar:TarBackend",
     "zip": "packer.backends.zip:ZipBackend",
 }

@@ -25,10 +25,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Self, get_type_hints
 
+import numpy as np
+
 from packer.errors import PackError, UsageError
 
-#: Returns the key of sample ``i``; handed to readers that store samples by key (e.g. LMDB).
-KeyOf = Callable[[int], str]
+#: Returns the key of sample ``i`` as UTF-8 (surrogateescape) bytes; handed to readers that store
+#: samples by key (e.g. LMDB).
+KeyOf = Callable[[int], bytes]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +113,12 @@ class ShardWriter(ABC):
     @abstractmethod
     def close(self) -> None:
         """Finish the data file (footers, flush). Called once, only after a successful write."""
+
+    def final_locations(self) -> np.ndarray | None:
+        """After :meth:`close`: an ``(n, 2)`` array of ``(offset, length)`` replacing what ``add``
+        returned, for formats that only know where bytes landed once the file is complete (the
+        payload positions inside an HDF5 or Arrow file). ``None`` keeps ``add``'s locations."""
+        return None
 
     def abort(self) -> None:
         """Discard the partial data file."""

@@ -1,0 +1,127 @@
+"""Parquet shards: row groups sized for random access, the media column stored as is.
+
+Each ``shard-NNNNN.parquet`` has columns ``key`` (string), ``label`` (int32), ``data`` (binary) and
+``ext`` (string). ``data`` is written PLAIN, uncompressed and without statistics (JPEG/PNG bytes are
+already compressed and min/max of images is meaningless); the small metadata columns are
+zstd-compressed, ``ext`` dictionary-encoded. A row group is cut at ``row_group_rows`` rows or
+``row_group_mb`` MB. Readable with pyarrow, DuckDB, polars and Spark.
+
+Locations are (row within the shard, length). A read decodes the sample's row group once and keeps
+it, so sequential reads cost one decode per row group; random reads pay a row-group decode each.
+Pick arrow or memmap for random-access training, parquet for interchange and analytics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from packer.backends.arrow import SCHEMA, BatchingWriter
+from packer.backends.base import Backend, BackendOptions, KeyOf, ShardReader, ShardWriter
+from packer.errors import PackError, UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class ParquetOptions(BackendOptions):
+    """Args:
+    row_group_rows: most rows per row group.
+    row_group_mb: most MB of payload per row group.
+    """
+
+    row_group_rows: int = 1024
+    row_group_mb: int = 8
+
+    def __post_init__(self) -> None:
+        if self.row_group_rows < 1 or self.row_group_mb < 1:
+            raise UsageError("parquet options row_group_rows and row_group_mb must be at least 1")
+
+
+class ParquetShardWriter(BatchingWriter):
+    def __init__(self, path: Path, options: ParquetOptions) -> None:
+        super().__init__(path, options.row_group_rows, options.row_group_mb << 20)
+        self._writer = pq.ParquetWriter(
+            str(path),
+            SCHEMA,
+            compression={"key": "zstd", "label": "zstd", "ext": "zstd", "data": "none"},
+            use_dictionary=["ext"],
+            write_statistics=["key", "label"],
+        )
+        self._closed = False
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_table(pa.Table.from_batches([batch]), row_group_size=batch.num_rows)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._flush()
+            self._writer.close()
+
+
+class ParquetReader(ShardReader):
+    """Keeps the last decoded row group of each shard."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        self.files: dict[int, tuple[pq.ParquetFile, np.ndarray]] = {}
+        self.cached: dict[int, tuple[int, list[bytes]]] = {}
+
+    def _file(self, file_id: int) -> tuple[pq.ParquetFile, np.ndarray]:
+        entry = self.files.get(file_id)
+        if entry is None:
+            path = self.paths[file_id]
+            try:
+                pf = pq.ParquetFile(str(path), memory_map=True)
+            except (OSError, pa.ArrowException) as exc:
+                raise PackError(
+                    f"{path}: not a readable Parquet file ({exc}); run `pack verify`"
+                ) from None
+            rows = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+            entry = self.files[file_id] = (pf, np.cumsum([0, *rows]))
+        return entry
+
+    def read(self, file_id: int, offset: int, length: int, index: int) -> bytes:
+        pf, starts = self._file(file_id)
+        group = int(np.searchsorted(starts, offset, side="right")) - 1
+        cached = self.cached.get(file_id)
+        if cached is None or cached[0] != group:
+            if not 0 <= group < pf.num_row_groups:
+                raise PackError(
+                    f"{self.paths[file_id]}: sample {index} is past the last row; run `pack verify`"
+                )
+            values = pf.read_row_group(group, columns=["data"]).column(0).to_pylist()
+            cached = self.cached[file_id] = (group, values)
+        value = cached[1][offset - int(starts[group])]
+        if value is None or len(value) != length:
+            raise PackError(
+                f"{self.paths[file_id]}: sample {index} has the wrong size; run `pack verify`"
+            )
+        return value
+
+    def close(self) -> None:
+        for pf, _ in self.files.values():
+            pf.close()
+        self.files, self.cached = {}, {}
+
+
+class ParquetBackend(Backend):
+    name = "parquet"
+    summary = "Parquet shards, uncompressed media column; for interchange (DuckDB, polars, Spark)"
+    suffix = "parquet"
+    options_class = ParquetOptions
+
+    @property
+    def raw_ranges(self) -> bool:
+        return False
+
+    def open_writer(self, path: Path) -> ShardWriter:
+        assert isinstance(self.options, ParquetOptions)
+        return ParquetShardWriter(path, self.options)
+
+    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> ShardReader:
+        return ParquetReader(paths)
