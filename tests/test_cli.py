@@ -175,3 +175,48 @@ def test_skip_reports_each_bad_file(demo_tree: Path, tmp_path: Path) -> None:
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and out.startswith("packer ")
+
+
+def test_transform_options(demo_tree: Path, tmp_path: Path) -> None:
+    code, _, err = run(
+        "convert", demo_tree, tmp_path / "a", "-f", "tar", "--size", "16", "--mode", "L"
+    )
+    assert code == errors.EXIT_USAGE and "--reencode" in err
+    assert not (tmp_path / "a").exists()
+    code, _, err = run("convert", demo_tree, tmp_path / "b", "-f", "memmap", "--size", "16")
+    assert code == errors.EXIT_USAGE and "--mode" in err
+    code, out, _ = run(
+        "convert",
+        demo_tree,
+        tmp_path / "c",
+        "-f",
+        "memmap",
+        "--size",
+        "16x8",
+        "--mode",
+        "L",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["payload_bytes"] == 48 * 16 * 8
+    code, out, _ = run("inspect", tmp_path / "c", "--json")
+    info = json.loads(out)
+    assert info["sample_shape"] == [16, 8, 1] and info["transform"]["resize"] == "stretch"
+    code, out, _ = run("inspect", tmp_path / "c")
+    assert "transform: size [16, 8]" in out
+    code, out, _ = run(
+        "convert",
+        demo_tree,
+        tmp_path / "d",
+        "-f",
+        "zip",
+        "--size",
+        "16",
+        "--reencode",
+        "webp:80",
+        "--json",
+    )
+    assert code == 0
+    from packer import open_pack
+
+    with open_pack(tmp_path / "d") as p:
+        assert p[0].ext == "webp" and p[0].data[8:12] == b"WEBP"

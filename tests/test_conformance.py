@@ -10,6 +10,7 @@ from packer.testing import BackendConformance, BackendSpec
 SPECS = [BackendSpec(name) for name in backend_names()] + [
     BackendSpec("zip", {"compression": "deflate"}),
     BackendSpec("tar", {"labels": "none"}),
+    BackendSpec("hdf5", {"compression": "gzip"}),  # pixel packs then go through h5py chunks
 ]
 
 

@@ -62,6 +62,8 @@ def inspect_pack(path: str | os.PathLike[str]) -> dict[str, Any]:
         "extensions": m.extensions,
         "created_by": m.created_by,
         "skipped": m.skipped,
+        "transform": m.transform,
+        "sample_shape": m.sample_shape,
     }
 
 
@@ -209,7 +211,7 @@ def verify_pack(
                     _sample_where(pack, i),
                     f"CRC-32 mismatch: its bytes in {manifest.data_files[file_id].name} are damaged",
                 )
-            elif deep:
+            elif deep and manifest.sample_shape is None:  # pixel packs hold no encoded image
                 reason = full_check(sample.data)
                 if reason is not None:
                     problem("image", _sample_where(pack, i), reason)

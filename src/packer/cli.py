@@ -29,6 +29,7 @@ from rich.table import Table
 
 from packer import __version__
 from packer.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS_FOUND, PackerError, UsageError
+from packer.transforms import Transform
 
 app = typer.Typer(
     name="pack",
@@ -170,6 +171,25 @@ def convert(
     force: Annotated[
         bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")
     ] = False,
+    size: Annotated[
+        str | None,
+        typer.Option(
+            help="Resize every image to HxW (e.g. 224x224); default keeps bytes as they are."
+        ),
+    ] = None,
+    resize: Annotated[
+        str, typer.Option(help="With --size: stretch | center-crop | pad.")
+    ] = "stretch",
+    mode: Annotated[str | None, typer.Option(help="Convert to RGB or L (grayscale).")] = None,
+    reencode: Annotated[
+        str | None,
+        typer.Option(
+            help="Re-encode as jpeg:Q, png or webp:Q (needed by byte formats with --size)."
+        ),
+    ] = None,
+    draft: Annotated[
+        bool, typer.Option(help="Reduced-size JPEG decoding when shrinking a lot.")
+    ] = True,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print a JSON report on stdout.")
     ] = False,
@@ -178,6 +198,9 @@ def convert(
     ] = False,
 ) -> None:
     """Pack an image folder tree into a pack folder.
+
+    Bytes are stored unchanged unless --size/--mode/--reencode ask for a transform: with --format
+    memmap or hdf5 and no --reencode the pack holds decoded pixels (N x H x W x C uint8).
 
     Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
     """
@@ -194,6 +217,9 @@ def convert(
         on_error=on_error,
         validate=validate,
         force=force,
+        transform=Transform.build(
+            size=size, resize=resize, mode=mode, reencode=reencode, draft=draft
+        ),
         progress=CliProgress(quiet=quiet or json_out),
     )
     if not quiet:
@@ -239,6 +265,14 @@ def inspect(
         f"file(s), {_human_bytes(info['pack_bytes'])} on disk{ratio}, made by packer "
         f"{info['created_by'].get('version', '?')}"
     )
+    if info["transform"]:
+        t = info["transform"]
+        stored = (
+            f"pixels {info['sample_shape']}"
+            if info["sample_shape"]
+            else f"re-encoded {t['reencode']}"
+        )
+        out.print(f"transform: size {t['size']} ({t['resize']}), mode {t['mode']}, {stored}")
     if info["skipped"]:
         out.print(f"{len(info['skipped'])} source file(s) were skipped when packing (see --json)")
     table = Table("label", "class", "samples", title="classes")

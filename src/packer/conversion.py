@@ -32,6 +32,7 @@ from packer.progress import NoProgress, Progress
 from packer.registry import get_backend_class
 from packer.scanner import IMAGE_EXTENSIONS, Skipped, scan_tree, split_key
 from packer.staging import Staging, check_destination
+from packer.transforms import Transform
 
 DEFAULT_SHARD_SIZE = 1 << 30  # 1 GiB: few files, each far below any filesystem's limits
 ON_ERROR_MODES = ("fail", "skip")
@@ -81,6 +82,8 @@ class ShardJob:
     backend_options: dict[str, Any]
     validate: str
     on_error: str
+    transform: dict[str, Any] | None = None
+    pixel_shape: tuple[int, int, int] | None = None
 
 
 @dataclass
@@ -94,6 +97,7 @@ class ShardResult:
     keys: list[bytes]
     skipped: list[Skipped]
     source_bytes: int
+    payload_bytes: int
 
 
 @dataclass
@@ -129,9 +133,27 @@ class ConvertReport:
         }
 
 
-def make_backend(name: str, options: Mapping[str, Any] | None = None) -> Backend:
+def make_backend(
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    pixel_shape: tuple[int, int, int] | None = None,
+) -> Backend:
     cls = get_backend_class(name)
-    return cls(cls.options_class.from_dict(options or {}, backend=name))
+    return cls(cls.options_class.from_dict(options or {}, backend=name), pixel_shape=pixel_shape)
+
+
+def _pixel_shape(
+    backend_cls: type[Backend], transform: Transform | None
+) -> tuple[int, int, int] | None:
+    """Decide what a transformed pack stores: decoded pixels (no --reencode) or re-encoded bytes."""
+    if transform is None or transform.reencode is not None:
+        return None
+    if not backend_cls.stores_pixels:
+        raise UsageError(
+            f"format {backend_cls.name} stores encoded images: add --reencode png (lossless), "
+            "jpeg:Q or webp:Q, or use --format memmap or hdf5 to store decoded pixels"
+        )
+    return transform.pixel_shape()
 
 
 def plan_shards(
@@ -192,8 +214,11 @@ def write_shard(
     This loop is the convert hot path: per sample it reads the file, checks it, hands it to the
     backend and appends to compact arrays -- no numpy call and no Path object per sample.
     """
-    backend = make_backend(job.backend_name, job.backend_options)
+    backend = make_backend(job.backend_name, job.backend_options, job.pixel_shape)
     out = Path(job.out_dir) / backend.data_file_name(job.shard)
+    transform = Transform.from_dict(job.transform) if job.transform is not None else None
+    pixels = job.pixel_shape is not None
+    payload_bytes = 0
     root = os.fspath(job.root) + os.sep
     offsets, lengths, crcs = array("Q"), array("Q"), array("I")
     kept = np.zeros(len(job.paths), dtype=bool)
@@ -215,6 +240,18 @@ def write_shard(
                 data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
             if reason is None and validate != "none":
                 reason = check_image(data, validate)
+            key, _, ext = rel.rpartition(".")
+            size = len(data)
+            if reason is None and transform is not None:
+                try:
+                    if pixels:
+                        data = transform.pixels(data).tobytes()
+                    else:
+                        data, ext = transform.encode(data)
+                except UsageError:
+                    raise
+                except Exception as exc:  # Pillow raises many types for undecodable input
+                    reason = f"does not decode ({type(exc).__name__}: {exc})"
             if reason is not None:
                 if job.on_error == "fail":
                     raise SourceError(
@@ -222,14 +259,14 @@ def write_shard(
                     )
                 skipped.append(Skipped(rel, reason))
                 continue
-            key, _, ext = rel.rpartition(".")
             offset, length = add(key, ext, labels[i], data)
             offsets.append(offset)
             lengths.append(length)
             crcs.append(crc32(data))
             kept[i] = True
             keys.append(key.encode("utf-8", "surrogateescape"))
-            source_bytes += len(data)
+            source_bytes += size
+            payload_bytes += len(data)
             if on_progress is not None:
                 pending += 1
                 pending_bytes += len(data)
@@ -262,6 +299,7 @@ def write_shard(
         keys,
         skipped,
         source_bytes,
+        payload_bytes,
     )
 
 
@@ -308,6 +346,7 @@ def convert(
     validate: str = "quick",
     force: bool = False,
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+    transform: Transform | None = None,
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Pack the class-per-folder tree ``src`` into a new pack at ``dst``.
@@ -325,6 +364,9 @@ def convert(
         validate: ``none``, ``quick`` (signature + end marker) or ``full`` (decode every image).
         force: replace an existing pack at ``dst`` (only after the new one is complete).
         extensions: file extensions (lower case, no dot) that are samples.
+        transform: decode/resize/re-encode at convert time (see :mod:`packer.transforms`); None
+            (the default) stores every source file's bytes unchanged. Without ``reencode`` the
+            pack stores decoded pixels, which only ``stores_pixels`` backends (memmap, hdf5) accept.
         progress: receives progress events (see :mod:`packer.progress`).
     """
     started = time.perf_counter()
@@ -341,7 +383,8 @@ def convert(
     if limit is None and samples_per_shard is None:
         limit = DEFAULT_SHARD_SIZE
     src_path, dst_path = Path(src), Path(dst)
-    backend = make_backend(format, options)
+    pixel_shape = _pixel_shape(get_backend_class(format), transform)
+    backend = make_backend(format, options, pixel_shape)
 
     if src_path.is_dir() and dst_path.resolve().is_relative_to(src_path.resolve()):
         raise UsageError(
@@ -359,9 +402,15 @@ def convert(
             f"{src_path}: no images found; expected SRC/<class>/<image> with extensions "
             f"{', '.join(extensions)}"
         )
-    ext_names = sorted({split_key(p)[1] for p in scan.paths})
-    ext_lookup = {e: i for i, e in enumerate(ext_names)}
-    ext_ids = np.fromiter((ext_lookup[split_key(p)[1]] for p in scan.paths), np.uint16, len(scan))
+    if transform is not None and transform.reencode is not None:
+        ext_names = [transform.encode_extension]  # every sample is re-encoded to one format
+        ext_ids = np.zeros(len(scan), dtype=np.uint16)
+    else:
+        ext_names = sorted({split_key(p)[1] for p in scan.paths})
+        ext_lookup = {e: i for i, e in enumerate(ext_names)}
+        ext_ids = np.fromiter(
+            (ext_lookup[split_key(p)[1]] for p in scan.paths), np.uint16, len(scan)
+        )
     sizes = _file_sizes(src_path, scan.paths) if limit is not None else None
     bounds = plan_shards(sizes, len(scan), limit, samples_per_shard)
     with Staging(dst_path, force=force) as staging:
@@ -377,13 +426,15 @@ def convert(
                 backend_options=backend.options.to_dict(),
                 validate=validate,
                 on_error=on_error,
+                transform=transform.to_dict() if transform is not None else None,
+                pixel_shape=pixel_shape,
             )
             for k, (a, b) in enumerate(bounds)
         ]
         progress.start(len(scan), f"{src_path.name} -> {format}")
         index = IndexWriter(staging.path)
         data_files: list[DataFile] = []
-        source_bytes = 0
+        source_bytes = payload_bytes = 0
         counts = np.zeros(len(scan.classes), dtype=np.int64)
         try:
             for result in _run_jobs(jobs, workers, progress):
@@ -393,6 +444,7 @@ def convert(
                 data_files.append(result.data_file)
                 skipped.extend(result.skipped)
                 source_bytes += result.source_bytes
+                payload_bytes += result.payload_bytes
                 counts += np.bincount(result.labels, minlength=len(scan.classes))
         except BaseException:
             index.abort()
@@ -410,7 +462,7 @@ def convert(
             classes=scan.classes,
             class_counts=counts.tolist(),
             num_samples=index.count,
-            payload_bytes=source_bytes,
+            payload_bytes=payload_bytes,
             data_files=data_files,
             extensions=ext_names,
             index_sha256=_index_digests(staging.path),
@@ -427,6 +479,8 @@ def convert(
                 "samples_per_shard": samples_per_shard,
             },
             skipped=[s.to_dict() for s in sorted(skipped, key=lambda s: s.path)],
+            transform=transform.to_dict() if transform is not None else None,
+            sample_shape=list(pixel_shape) if pixel_shape is not None else None,
         )
         manifest.write(staging.path)
         pack_bytes = sum(f.stat().st_size for f in staging.path.rglob("*") if f.is_file())
@@ -442,7 +496,7 @@ def convert(
         num_samples=index.count,
         num_classes=len(scan.classes),
         data_files=len(data_files),
-        payload_bytes=source_bytes,
+        payload_bytes=payload_bytes,
         pack_bytes=pack_bytes,
         source_bytes=source_bytes,
         seconds=time.perf_counter() - started,

@@ -93,6 +93,8 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     created_by: dict[str, Any] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    transform: dict[str, Any] | None = None
+    sample_shape: list[int] | None = None
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +112,8 @@ class Manifest:
             "source": self.source,
             "created_by": self.created_by,
             "skipped": self.skipped,
+            "transform": self.transform,
+            "sample_shape": self.sample_shape,
         }
 
     def to_json(self) -> str:
@@ -176,6 +180,14 @@ class Manifest:
         ]
         if len(counts) != len(classes) or sum(counts) != n:
             raise PackError(f"{path}: class_counts do not match classes / num_samples")
+        transform = obj.get("transform")
+        if transform is not None:
+            transform = dict(v.mapping(transform, "transform"))
+        shape = obj.get("sample_shape")
+        if shape is not None:
+            shape = [v.int_value(d, "sample_shape[]") for d in v.sequence(shape, "sample_shape")]
+            if len(shape) != 3 or 0 in shape:
+                raise PackError(f"{path}: sample_shape must be [height, width, channels]")
         index = v.mapping(obj.get("index"), "index")
         sha = v.mapping(index.get("sha256"), "index.sha256")
         return cls(
@@ -197,6 +209,8 @@ class Manifest:
                 dict(v.mapping(s, "skipped[]"))
                 for s in v.sequence(obj.get("skipped", []), "skipped")
             ],
+            transform=transform,
+            sample_shape=shape,
             format_version=version,
         )
 

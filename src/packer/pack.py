@@ -45,7 +45,11 @@ class Pack:
 
         self.path = Path(path)
         self.manifest = Manifest.read(self.path)
-        self.backend: Backend = make_backend(self.manifest.backend, self.manifest.options)
+        shape = self.manifest.sample_shape
+        self.shape: tuple[int, int, int] | None = (shape[0], shape[1], shape[2]) if shape else None
+        self.backend: Backend = make_backend(
+            self.manifest.backend, self.manifest.options, self.shape
+        )
         self.index = Index(self.path, self.manifest)
         self._n = self.manifest.num_samples
         self._locations = self.index.locations
@@ -151,6 +155,15 @@ class Pack:
                 f"{self.path}: sample {i} has an unknown extension id; run `pack verify`"
             ) from None
         return Sample(self.index.key(i), int(self._labels[i]), data, ext)
+
+    def array(self, i: int) -> np.ndarray:
+        """Sample ``i`` of a pixel pack (``--size`` without ``--reencode``) as an H x W x C uint8
+        array, with no image decoding; read-only, it shares the bytes just read."""
+        if self.shape is None:
+            raise PackError(
+                f"{self.path}: holds encoded images, not pixels; decode pack.read(i) instead"
+            )
+        return np.frombuffer(self.read(i), dtype=np.uint8).reshape(self.shape)
 
     def get(self, key: str) -> Sample:
         """The sample with this key (``class/.../name`` without extension); KeyError if absent."""

@@ -15,6 +15,7 @@ Needs pytest and hypothesis.
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing
 import os
 import pickle
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from packer.api import verify_pack
 from packer.backends.base import Backend, ShardWriter
@@ -37,6 +39,7 @@ from packer.pack import Pack, open_pack
 from packer.registry import get_backend_class
 from packer.scanner import IMAGE_EXTENSIONS
 from packer.staging import partial_path
+from packer.transforms import Transform
 
 # -- a small tree with the awkward cases a real dataset has -------------------------------------
 
@@ -294,6 +297,34 @@ class BackendConformance:
         report = verify_pack(damaged)
         assert not report.ok
         assert any(data_file.name in p.where and "size" in p.message for p in report.problems)
+
+    # -- convert-time transforms ------------------------------------------------------------
+
+    def test_transform_matches_decoding_the_source(
+        self, source: Path, backend: BackendSpec, tmp_path: Path
+    ) -> None:
+        """Pixel backends store exactly the transform's pixels; byte backends a lossless re-encode."""
+        pixels = get_backend_class(backend.name).stores_pixels
+        transform = Transform(
+            size=(12, 16), resize="center-crop", mode="RGB", reencode=None if pixels else "png"
+        )
+        first = self._convert(source, tmp_path / "a.pack", backend, transform=transform)
+        second = self._convert(source, tmp_path / "b.pack", backend, transform=transform, workers=2)
+        assert tree_digest(first) == tree_digest(second)
+        _, expected = imagefolder_order(source)
+        with open_pack(first) as pack:
+            assert pack.manifest.transform == transform.to_dict()
+            assert len(pack) == len(expected)
+            for i, (rel, label) in enumerate(expected):
+                want = transform.pixels((source / rel).read_bytes())
+                if pixels:
+                    got = pack.array(i)
+                else:
+                    assert pack[i].ext == "png"
+                    got = np.asarray(Image.open(io.BytesIO(pack.read(i))))
+                assert got.shape == (12, 16, 3) and np.array_equal(got, want), rel
+                assert pack.label(i) == label
+        assert verify_pack(first, deep=True).ok
 
     # -- atomicity and bad input ------------------------------------------------------------
 

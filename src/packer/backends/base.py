@@ -244,6 +244,8 @@ class Backend(ABC):
 
     Args:
         options: this backend's options (an instance of ``options_class``); defaults if omitted.
+        pixel_shape: ``(H, W, C)`` when the pack stores decoded uint8 pixels of one fixed shape
+            (only for backends with ``stores_pixels``); None for encoded bytes.
     """
 
     #: Name used with ``--format`` and in the manifest.
@@ -254,9 +256,16 @@ class Backend(ABC):
     suffix: ClassVar[str]
     #: The dataclass of this backend's options.
     options_class: ClassVar[type[BackendOptions]] = NoOptions
+    #: True if the backend can store fixed-shape decoded pixels (``--size`` without ``--reencode``).
+    stores_pixels: ClassVar[bool] = False
 
-    def __init__(self, options: BackendOptions | None = None) -> None:
+    def __init__(
+        self, options: BackendOptions | None = None, pixel_shape: tuple[int, int, int] | None = None
+    ) -> None:
         self.options = options if options is not None else self.options_class()
+        if pixel_shape is not None and not self.stores_pixels:
+            raise UsageError(f"format {self.name} stores encoded images, not pixels")
+        self.pixel_shape = pixel_shape
 
     @property
     def raw_ranges(self) -> bool:

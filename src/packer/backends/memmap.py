@@ -1,8 +1,12 @@
-"""Flat blobs made for ``mmap``: the fastest random access there is.
+"""Flat files made for ``mmap``: the fastest random access there is.
 
-Each shard is one file holding the stored bytes of its samples back to back; the pack index's
-``locations`` array holds each sample's offset and length (the AcumenIndexer idea: O(1) access by
-byte offset, no per-sample parsing, no headers). Any language reads sample i with one ``pread``.
+Bytes mode (default): each shard is one ``.bin`` file holding the stored bytes of its samples back
+to back; the pack index's ``locations`` array holds each sample's offset and length (the
+AcumenIndexer idea: O(1) access by byte offset, no per-sample parsing, no headers).
+
+Pixel mode (``--size HxW --mode RGB|L``): each shard is one ``.npy`` array of N x H x W x C uint8
+decoded pixels, readable with ``numpy.load(path, mmap_mode="r")``; reading a sample needs no image
+decoding at all.
 """
 
 from __future__ import annotations
@@ -27,10 +31,52 @@ class BlobWriter(ShardWriter):
             self.sha256 = self._file.close()
 
 
+NPY_HEADER = 128  # a fixed header size, rewritten with the final row count at close
+
+
+def npy_header(shape: tuple[int, ...]) -> bytes:
+    """A format-1.0 ``.npy`` header for a C-order uint8 array, padded to exactly 128 bytes."""
+    text = f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape!r}, }}"
+    body = text.encode("latin1").ljust(NPY_HEADER - 10 - 1) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+
+class PixelArrayWriter(ShardWriter):
+    """Appends fixed-shape pixel rows to a ``.npy``; the header's row count is fixed up at close."""
+
+    def __init__(self, path: Path, shape: tuple[int, int, int]) -> None:
+        super().__init__(path)
+        self._shape = shape
+        self._row = shape[0] * shape[1] * shape[2]
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._file.write(npy_header((0, *shape)))
+        self._count = 0
+
+    def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
+        if len(data) != self._row:
+            raise ValueError(f"{key}: {len(data)} pixel bytes, expected {self._row}")
+        self._file.write(data)
+        self._count += 1
+        return NPY_HEADER + (self._count - 1) * self._row, self._row
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        self._file.seek(0)
+        self._file.write(npy_header((self._count, *self._shape)))
+        self._file.close()
+
+
 class MemmapBackend(Backend):
     name = "memmap"
-    summary = "flat byte blobs + offsets, read by memory map (fastest random access)"
+    summary = "flat byte blobs + offsets, or N x H x W x C pixel .npy; memory-mapped (fastest)"
     suffix = "bin"
+    stores_pixels = True
+
+    def data_file_name(self, shard: int) -> str:
+        return f"shard-{shard:05d}.{'npy' if self.pixel_shape else 'bin'}"
 
     def open_writer(self, path: Path) -> ShardWriter:
+        if self.pixel_shape is not None:
+            return PixelArrayWriter(path, self.pixel_shape)
         return BlobWriter(path)
