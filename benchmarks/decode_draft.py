@@ -44,7 +44,9 @@ def main() -> None:
     results: dict[str, list[float]] = {"full": [], "draft": []}
     for _ in range(args.repeat):
         for name, draft in (("full", False), ("draft", True)):
-            t = Transform(size=(args.size, args.size), resize="center-crop", mode="RGB", draft=draft)
+            t = Transform(
+                size=(args.size, args.size), resize="center-crop", mode="RGB", draft=draft
+            )
             start = time.perf_counter()
             for data in jpegs:
                 t.pixels(data)

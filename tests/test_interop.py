@@ -215,3 +215,33 @@ def test_parquet_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
             )
         )
     assert rows == _pack_samples(tmp_path / "p")
+
+
+def test_duckdb_queries_parquet_shards(source: Path, tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    convert(source, tmp_path / "p", "parquet", samples_per_shard=6)
+    glob = str(tmp_path / "p" / "shard-*.parquet")
+    con = duckdb.connect()
+    count, total, labels = con.execute(
+        f"SELECT count(*), sum(octet_length(data)), sum(label) FROM '{glob}'"
+    ).fetchall()[0]
+    samples = _pack_samples(tmp_path / "p")
+    assert count == len(samples)
+    assert total == sum(len(d) for _, _, d in samples)
+    assert labels == sum(label for _, label, _ in samples)
+    key, data = con.execute(f"SELECT key, data FROM '{glob}' WHERE key = 'cat/a'").fetchall()[0]
+    assert data == (source / "cat" / "a.jpg").read_bytes() and key == "cat/a"
+
+
+def test_pixel_memmap_shards_load_with_numpy(source: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from packer.transforms import Transform
+
+    t = Transform(size=(10, 14), mode="L")
+    convert(source, tmp_path / "p", "memmap", samples_per_shard=6, transform=t)
+    arrays = [np.load(p, mmap_mode="r") for p in sorted((tmp_path / "p").glob("shard-*.npy"))]
+    stacked = np.concatenate(arrays)
+    assert stacked.shape == (len(imagefolder_order(source)[1]), 10, 14, 1)
+    for (rel, _), row in zip(imagefolder_order(source)[1], stacked, strict=True):
+        assert np.array_equal(row, t.pixels((source / rel).read_bytes()))
