@@ -7,6 +7,7 @@ so it can be handed to DataLoader workers.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import types
@@ -38,12 +39,16 @@ class Pack:
 
     Args:
         path: the pack folder written by ``pack convert``.
+        in_memory: load every data file into the page cache when first read, and keep it mapped.
+            The memory is the kernel's page cache, shared by every process that reads the pack
+            (DataLoader workers included), not a private copy per worker.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, in_memory: bool = False) -> None:
         from packer.conversion import make_backend
 
         self.path = Path(path)
+        self.in_memory = in_memory
         self.manifest = Manifest.read(self.path)
         shape = self.manifest.sample_shape
         self.shape: tuple[int, int, int] | None = (shape[0], shape[1], shape[2]) if shape else None
@@ -106,6 +111,9 @@ class Pack:
     def _open_reader(self) -> ShardReader:
         if self._reader is not None:
             self._reader.close()
+        if self.in_memory:
+            for path in self._data_paths:
+                _load_into_page_cache(path)
         reader = self.backend.open_reader(self._data_paths, self.index.key_bytes)
         self._reader = reader
         self._maps = (
@@ -196,6 +204,12 @@ class Pack:
         self._reader = None
         self._maps = None
 
+    def __del__(self) -> None:
+        # Readers may hold process-wide resources (LMDB environments are shared per process);
+        # give them back when a Pack is dropped without close().
+        with contextlib.suppress(Exception):
+            self.close()
+
     def __enter__(self) -> Self:
         return self
 
@@ -209,18 +223,35 @@ class Pack:
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the path crosses a pickle: maps and handles are per process, reopened lazily.
-        return {"path": str(self.path)}
+        return {"path": str(self.path), "in_memory": self.in_memory}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # type: ignore[misc]
+        self.__init__(state["path"], in_memory=state.get("in_memory", False))  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"Pack({str(self.path)!r}, backend={self.backend.name!r}, samples={self._n})"
 
 
-def open_pack(path: str | os.PathLike[str]) -> Pack:
-    """Open the pack at ``path`` (cheap: the index is memory-mapped, data files open on first read)."""
-    return Pack(path)
+def open_pack(path: str | os.PathLike[str], *, in_memory: bool = False) -> Pack:
+    """Open the pack at ``path`` (cheap: the index is memory-mapped, data files open on first read).
+
+    ``in_memory=True`` reads every data file once into the (shared) page cache on first access.
+    """
+    return Pack(path, in_memory=in_memory)
+
+
+def _load_into_page_cache(path: Path) -> None:
+    """Read a file through once so that every later read is served from RAM, shared by processes."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # the reader reports missing files with a proper message
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        while os.read(fd, 16 << 20):
+            pass
+    finally:
+        os.close(fd)
 
 
 __all__ = ["Pack", "Sample", "decode_key", "open_pack"]

@@ -1,0 +1,400 @@
+"""PyTorch datasets over any pack: the only module of packer that imports torch.
+
+* :class:`PackDataset` -- map-style, a drop-in for ``torchvision.datasets.ImageFolder`` (same samples,
+  same labels, same order), works with any sampler; :class:`PackSampler` is a distributed sampler
+  that never hangs (equal counts on every rank) and can resume mid-epoch.
+* :class:`PackIterableDataset` -- streaming in a locality-friendly order (shards shuffled, then
+  blocks of consecutive samples), split over ranks and DataLoader workers.
+
+Every order is a pure function of (seed, epoch, rank, world_size, worker id, num_workers): no shared
+memory, no barriers, nothing to clean up after Ctrl-C. Packs open lazily in each process and the
+datasets pickle as a few fields, so they work with ``fork`` and ``spawn`` and ``persistent_workers``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
+
+from packer.errors import UsageError
+from packer.pack import Pack
+from packer.transforms import Transform
+from packer.views import View
+
+DECODE_MODES = ("bytes", "pil", "numpy", "tensor")
+TARGET_MODES = ("xy", "y")
+
+
+def distributed_context(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """(rank, world_size): explicit values, else torch.distributed when initialised, else the
+    RANK / WORLD_SIZE environment variables, else a single process."""
+    if rank is not None and world_size is not None:
+        found = (rank, world_size)
+    elif torch.distributed.is_available() and torch.distributed.is_initialized():
+        found = (torch.distributed.get_rank(), torch.distributed.get_world_size())
+    else:
+        found = (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+    if found[1] < 1 or not 0 <= found[0] < found[1]:
+        raise UsageError(f"rank {found[0]} is not within world size {found[1]}")
+    return found
+
+
+class Decoder:
+    """Turns stored bytes into what a training step wants, picklable so workers can use it.
+
+    Args:
+        decode: ``bytes`` (as stored), ``pil`` (RGB ``PIL.Image``, like ImageFolder's loader),
+            ``numpy`` (H x W x C uint8) or ``tensor`` (C x H x W uint8 ``torch.Tensor``).
+        size: optional (H, W): decode straight to this size, using reduced-size JPEG decoding
+            (Pillow ``draft``) when it helps -- much faster for small training resolutions.
+        resize: how ``size`` is met: ``stretch``, ``center-crop`` or ``pad``.
+        pixel_shape: set for pixel packs, whose payload is raw H x W x C uint8 (no decoding).
+    """
+
+    def __init__(
+        self,
+        decode: str = "pil",
+        size: tuple[int, int] | None = None,
+        resize: str = "center-crop",
+        pixel_shape: tuple[int, int, int] | None = None,
+    ) -> None:
+        if decode not in DECODE_MODES:
+            raise UsageError(f"decode={decode!r} must be one of: {', '.join(DECODE_MODES)}")
+        self.decode = decode
+        self.pixel_shape = pixel_shape
+        self.transform = Transform(size=size, resize=resize, mode="RGB") if size else None
+
+    def _array(self, data: bytes) -> np.ndarray:
+        if self.pixel_shape is not None:
+            return np.frombuffer(data, dtype=np.uint8).reshape(self.pixel_shape)
+        if self.transform is not None:
+            return self.transform.pixels(data)
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def __call__(self, data: bytes) -> Any:
+        if self.decode == "bytes":
+            return data
+        if self.decode == "pil":
+            if self.pixel_shape is None and self.transform is None:
+                with Image.open(io.BytesIO(data)) as im:
+                    return im.convert("RGB")
+            arr = self._array(data)
+            return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+        arr = self._array(data)
+        if self.decode == "numpy":
+            return arr if arr.flags.writeable else arr.copy()
+        # CHW uint8; the transposing copy also gives the tensor writable memory of its own
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+class _PackHolder:
+    """Opens the pack lazily, once per process; pickles as the path only."""
+
+    def __init__(self, path: str | os.PathLike[str], in_memory: bool) -> None:
+        self.path = str(path)
+        self.in_memory = in_memory
+        self._pack: Pack | None = None
+        self._pid = -1
+        probe = Pack(self.path)
+        self.length = len(probe)
+        self.classes = list(probe.classes)
+        self.pixel_shape = probe.shape
+        self.labels = np.asarray(probe.labels)  # a memory map: no copy, no data file read
+        self._shard_ids = np.asarray(probe.index.locations[:, 0])
+        probe.close()
+
+    @property
+    def pack(self) -> Pack:
+        if self._pack is None or self._pid != os.getpid():
+            self._pack = Pack(self.path, in_memory=self.in_memory)
+            self._pid = os.getpid()
+        return self._pack
+
+    def shard_ids(self) -> np.ndarray:
+        return self._shard_ids
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "in_memory": self.in_memory}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"], state["in_memory"])  # type: ignore[misc]
+
+
+def _indices(
+    holder: _PackHolder, indices: View | Sequence[int] | np.ndarray | None
+) -> np.ndarray | None:
+    if indices is None:
+        return None
+    idx = np.asarray(indices.indices if isinstance(indices, View) else indices, dtype=np.int64)
+    if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= holder.length):
+        raise UsageError(f"indices must lie in 0..{holder.length - 1}")
+    return idx
+
+
+class PackDataset(Dataset[Any]):
+    """Map-style dataset over a pack: ``dataset[i]`` -> ``(image, label)``, or the label alone.
+
+    Args:
+        path: pack folder.
+        decode: see :class:`Decoder` (default ``pil``, like ImageFolder).
+        transform: applied to the decoded image (e.g. torchvision-style transforms).
+        target_transform: applied to the label.
+        mode: ``xy`` (image, label) or ``y`` (label only: no data file is ever read).
+        indices: a :class:`~packer.views.View` or array of sample ids to expose, in that order.
+        size: decode straight to (H, W) with reduced-size JPEG decoding (see :class:`Decoder`).
+        resize: how ``size`` is met.
+        in_memory: see :class:`~packer.pack.Pack`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        decode: str = "pil",
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        *,
+        mode: str = "xy",
+        indices: View | Sequence[int] | np.ndarray | None = None,
+        size: tuple[int, int] | None = None,
+        resize: str = "center-crop",
+        in_memory: bool = False,
+    ) -> None:
+        if mode not in TARGET_MODES:
+            raise UsageError(f"mode={mode!r} must be one of: {', '.join(TARGET_MODES)}")
+        self.holder = _PackHolder(path, in_memory)
+        self.decoder = Decoder(decode, size, resize, self.holder.pixel_shape)
+        self.transform = transform
+        self.target_transform = target_transform
+        self.mode = mode
+        self.indices = _indices(self.holder, indices)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.holder.classes
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels of the exposed samples, in dataset order (reads no data file)."""
+        return self.holder.labels if self.indices is None else self.holder.labels[self.indices]
+
+    def __len__(self) -> int:
+        return self.holder.length if self.indices is None else len(self.indices)
+
+    def sample_id(self, i: int) -> int:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for a dataset of {len(self)}")
+        return i if self.indices is None else int(self.indices[i])
+
+    def __getitem__(self, i: int) -> Any:
+        j = self.sample_id(i)
+        label: Any = int(self.holder.labels[j])
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        if self.mode == "y":
+            return label
+        image = self.decoder(self.holder.pack.read(j))
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+
+def _split_for_rank(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.ndarray:
+    """Equal-length contiguous chunk of ``order`` for ``rank`` (padding wraps around, like
+    DistributedSampler), so no rank ever waits for another at the end of an epoch."""
+    total = len(order)
+    if drop_last:
+        per_rank = total // world_size
+    else:
+        per_rank = math.ceil(total / world_size)
+        if per_rank * world_size > total and total:
+            reps = math.ceil((per_rank * world_size - total) / total)
+            order = np.concatenate([order, np.tile(order, reps)[: per_rank * world_size - total]])
+    return order[rank * per_rank : (rank + 1) * per_rank]
+
+
+class PackSampler(Sampler[int]):
+    """A distributed sampler for :class:`PackDataset` with equal counts per rank and mid-epoch resume.
+
+    Args:
+        dataset: anything with ``len()``.
+        shuffle: a fresh permutation each epoch (seeded by ``seed`` and the epoch).
+        seed: the shuffle seed; must be the same on every rank.
+        rank, world_size: default from torch.distributed, else RANK/WORLD_SIZE, else 0/1.
+        drop_last: drop the tail instead of padding by wrapping around.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        self.length = len(dataset)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank, self.world_size = distributed_context(rank, world_size)
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.start = 0  # samples of this epoch already consumed (resume)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.start = 0
+
+    def order(self) -> np.ndarray:
+        if self.shuffle:
+            base = np.random.default_rng([self.seed, self.epoch]).permutation(self.length)
+        else:
+            base = np.arange(self.length)
+        return _split_for_rank(base, self.rank, self.world_size, self.drop_last)
+
+    def __len__(self) -> int:
+        return len(self.order()) - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order()[self.start :].tolist())
+
+    def state_dict(self, consumed: int) -> dict[str, int]:
+        """State after ``consumed`` samples of the current epoch were consumed on this rank."""
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.start + consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seed, self.epoch, self.start = state["seed"], state["epoch"], state["consumed"]
+
+
+class PackIterableDataset(IterableDataset[Any]):
+    """Streams a pack in a locality-friendly shuffled order, split over ranks and workers.
+
+    Per epoch the order is: shards in a seeded random order; within each shard, blocks of
+    ``block_size`` consecutive samples in random order, shuffled inside each block. Each rank then
+    takes an equal contiguous chunk (padded or dropped), and DataLoader worker ``w`` of ``k`` takes
+    batches ``w, w + k, ...`` of that chunk -- so with ``batch_size`` set to the DataLoader's, the
+    sequence a rank sees is the same for any ``num_workers``.
+
+    Args:
+        path: pack folder.
+        shuffle: shuffle as above (else pack order).
+        seed: the seed; must be equal on every rank.
+        block_size: samples per shuffled block (bigger = more locality, less randomness).
+        batch_size: the DataLoader's batch size (see above).
+        drop_last: drop the tail instead of padding so that every rank gets the same count.
+        rank, world_size: default from torch.distributed, else RANK/WORLD_SIZE, else 0/1.
+        decode, transform, target_transform, mode, indices, size, resize, in_memory: as for
+            :class:`PackDataset`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        shuffle: bool = True,
+        seed: int = 0,
+        *,
+        block_size: int = 256,
+        batch_size: int = 1,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        decode: str = "pil",
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        mode: str = "xy",
+        indices: View | Sequence[int] | np.ndarray | None = None,
+        size: tuple[int, int] | None = None,
+        resize: str = "center-crop",
+        in_memory: bool = False,
+    ) -> None:
+        if block_size < 1 or batch_size < 1:
+            raise UsageError("block_size and batch_size must be at least 1")
+        self.base = PackDataset(
+            path, decode, transform, target_transform, mode=mode, indices=indices, size=size,
+            resize=resize, in_memory=in_memory,
+        )  # fmt: skip
+        self.shuffle = shuffle
+        self.seed = seed
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.rank, self.world_size = distributed_context(rank, world_size)
+        self.epoch = 0
+        self.start = 0
+        self._yielded = 0
+
+    @property
+    def classes(self) -> list[str]:
+        return self.base.classes
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.start = 0
+
+    def epoch_order(self) -> np.ndarray:
+        """Dataset positions of the whole epoch, before the split over ranks."""
+        n = len(self.base)
+        if not self.shuffle:
+            return np.arange(n)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        ids = np.arange(n) if self.base.indices is None else self.base.indices
+        positions = np.argsort(ids, kind="stable")  # dataset positions in storage order
+        shards = self.base.holder.shard_ids()[ids[positions]]
+        starts = np.flatnonzero(np.r_[True, shards[1:] != shards[:-1]])
+        bounds = np.r_[starts, n]
+        parts = []
+        for s in rng.permutation(len(starts)):
+            segment = positions[bounds[s] : bounds[s + 1]]
+            block = np.arange(len(segment)) // self.block_size
+            block_rank = rng.permutation(int(block[-1]) + 1)[block] if len(segment) else block
+            parts.append(segment[np.lexsort((rng.random(len(segment)), block_rank))])
+        return np.concatenate(parts) if parts else np.arange(0)
+
+    def rank_order(self) -> np.ndarray:
+        """This rank's positions for the epoch, all equal in length across ranks."""
+        return _split_for_rank(self.epoch_order(), self.rank, self.world_size, self.drop_last)
+
+    def __len__(self) -> int:
+        return len(self.rank_order()) - self.start
+
+    def __iter__(self) -> Iterator[Any]:
+        order = self.rank_order()[self.start :]
+        info = get_worker_info()
+        if info is not None and info.num_workers > 1:
+            batch = np.arange(len(order)) // self.batch_size
+            order = order[batch % info.num_workers == info.id]
+        self._yielded = 0
+        for position in order.tolist():
+            item = self.base[position]
+            self._yielded += 1
+            yield item
+
+    def state_dict(self, consumed: int | None = None) -> dict[str, int]:
+        """State to resume this epoch. ``consumed``: samples the training loop received on this
+        rank this epoch; defaults to what this object yielded itself (right for num_workers=0)."""
+        done = self._yielded if consumed is None else consumed
+        return {"seed": self.seed, "epoch": self.epoch, "consumed": self.start + done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seed, self.epoch, self.start = state["seed"], state["epoch"], state["consumed"]
+
+
+__all__ = [
+    "Decoder",
+    "PackDataset",
+    "PackIterableDataset",
+    "PackSampler",
+    "View",
+    "distributed_context",
+]

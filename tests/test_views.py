@@ -1,0 +1,59 @@
+"""Views: composable index arrays over a pack's labels; no data file is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from packer import convert, open_pack
+from packer.errors import UsageError
+from packer.pack import Pack
+from packer.views import View
+
+
+@pytest.fixture(scope="module")
+def pack(demo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Pack:
+    return open_pack(convert(demo_tree, tmp_path_factory.mktemp("v") / "p", "memmap").path)
+
+
+def test_classes_keep_and_drop(pack: Pack) -> None:
+    v = View(pack).classes(keep=["circle", 3])
+    assert set(v.labels.tolist()) == {0, 3} and len(v) == 24
+    assert set(View(pack).classes(drop=["circle"]).labels.tolist()) == {1, 2, 3}
+    with pytest.raises(UsageError, match="unknown class"):
+        View(pack).classes(keep=["dragon"])
+
+
+def test_percent_first_last_compose(pack: Pack) -> None:
+    train, val = View(pack).percent(0, 75), View(pack).percent(75, 100)
+    assert len(train) + len(val) == len(pack)
+    assert not set(train.indices.tolist()) & set(val.indices.tolist())
+    assert View(pack).first(5).indices.tolist() == [0, 1, 2, 3, 4]
+    assert View(pack).last(2).indices.tolist() == [len(pack) - 2, len(pack) - 1]
+    assert View(pack).classes(keep=["square"]).first(3).labels.tolist() == [1, 1, 1]
+    assert len(View(pack).last(0)) == 0
+
+
+def test_shuffle_is_seeded(pack: Pack) -> None:
+    a, b = View(pack).shuffle(1), View(pack).shuffle(1)
+    assert np.array_equal(a.indices, b.indices)
+    assert sorted(a.indices.tolist()) == list(range(len(pack)))
+    assert not np.array_equal(a.indices, View(pack).shuffle(2).indices)
+
+
+def test_repeat_and_balanced(pack: Pack) -> None:
+    assert len(View(pack).first(5).repeat(12)) == 12
+    skewed = View(pack, np.r_[np.arange(12), np.arange(12, 15)])  # 12 circles, 3 squares
+    balanced = skewed.balanced(seed=0)
+    assert np.bincount(balanced.labels).tolist() == [12, 12]
+    assert set(balanced.indices.tolist()) <= set(skewed.indices.tolist())
+    assert np.bincount(skewed.balanced(seed=0, per_class=2).labels).tolist() == [2, 2]
+
+
+def test_bad_indices(pack: Pack) -> None:
+    with pytest.raises(UsageError):
+        View(pack, [len(pack)])
+    with pytest.raises(UsageError):
+        View(pack).percent(50, 10)
