@@ -128,6 +128,14 @@ class CliProgress:
             self._bar = None
 
 
+def _compact(value: float) -> str:
+    """394_512 -> '395k': table cells stay narrow."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
 def _parse_options(pairs: list[str]) -> dict[str, str]:
     options: dict[str, str] = {}
     for pair in pairs:
@@ -343,6 +351,116 @@ def formats(
         opts = ", ".join(f"{k}={v}" for k, v in f["options"].items()) or "-"
         table.add_row(f["name"], f["origin"], opts, f["error"] or f["summary"])
     out.print(table)
+
+
+@app.command()
+@_handle_errors
+def bench(
+    src: Annotated[
+        Path, typer.Argument(help="Image tree to benchmark (the plain-folder baseline).")
+    ],
+    formats: Annotated[str, typer.Option(help="Comma-separated formats, or 'all'.")] = "all",
+    pack: Annotated[
+        list[Path] | None,
+        typer.Option("--pack", help="Also measure this existing pack (repeatable)."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Use a deterministic sample of N files.")
+    ] = None,
+    repeat: Annotated[int, typer.Option(help="Rounds; medians are reported.")] = 3,
+    random: Annotated[int, typer.Option("--random", help="Reads per random pass.")] = 20_000,
+    workers: Annotated[int, typer.Option(help="DataLoader workers for --decode.")] = 2,
+    decode: Annotated[
+        bool, typer.Option(help="Also time a torch DataLoader decoding to tensors.")
+    ] = False,
+    cold: Annotated[
+        bool, typer.Option(help="Evict files from the page cache before each pass.")
+    ] = False,
+    sort: Annotated[
+        str, typer.Option(help="Sort the table by this metric.")
+    ] = "random_samples_per_s",
+    json_file: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the JSON report to this file ('-' = stdout)."),
+    ] = None,
+    plot_file: Annotated[
+        Path | None, typer.Option("--plot", help="Write a bar chart PNG (needs matplotlib).")
+    ] = None,
+    keep: Annotated[
+        Path | None, typer.Option(help="Keep the converted packs in this folder.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Compare formats on your data and machine: convert, size, open, sequential/random reads.
+
+    Every figure is a median over --repeat rounds and also a ratio to reading the plain folder.
+
+    Example: pack bench ~/data/train --samples 20000 --formats tar,memmap,arrow --json bench.json --plot bench.png
+    """
+    from packer.bench import METRICS, plot, recommendation_line
+    from packer.bench import bench as run_bench
+
+    if sort not in METRICS:
+        raise UsageError(f"--sort {sort!r} must be one of: {', '.join(METRICS)}")
+    report = run_bench(
+        src,
+        formats=[f.strip() for f in formats.split(",") if f.strip()],
+        packs=pack or [],
+        samples=samples,
+        repeat=repeat,
+        random_reads=random,
+        decode=decode,
+        workers=workers,
+        cold=cold,
+        keep=keep,
+        progress=CliProgress(quiet=quiet),
+    )
+    if json_file is not None:
+        doc = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+        if str(json_file) == "-":
+            sys.stdout.write(doc)
+        else:
+            json_file.write_text(doc)
+    if plot_file is not None:
+        plot(report, plot_file)
+    if str(json_file) == "-":
+        return
+    higher_is_better = METRICS[sort][1]
+    rows = sorted(
+        report.results,
+        key=lambda r: (
+            r.median(sort) is None,
+            -(r.median(sort) or 0) if higher_is_better else (r.median(sort) or 0),
+        ),
+    )
+    table = Table(
+        title=f"{report.samples} samples, {_human_bytes(report.source_bytes)}, median of {report.rounds}"
+    )
+    table.add_column("system")
+    shown = [m for m in METRICS if any(r.metrics[m].values for r in report.results)]
+    for metric in shown:
+        table.add_column(METRICS[metric][0], justify="right")
+    for r in rows:
+        cells = []
+        for metric in shown:
+            value, ratio = r.median(metric), r.ratios[metric].median
+            if value is None:
+                cells.append("-")
+                continue
+            text = _compact(value)
+            if (
+                ratio is not None
+                and r.name != "folder"
+                and metric not in ("size_ratio", "convert_seconds")
+            ):
+                text += f" ({ratio:.1f}x)"
+            cells.append(text)
+        table.add_row(r.name, *cells)
+    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
+    if report.cold:
+        state = {True: "took effect", False: "did NOT take effect", None: "could not be checked"}
+        out.print(f"page-cache eviction before each pass {state[report.cold_effective]}")
+    out.print(recommendation_line(report))
 
 
 def _version_callback(value: bool) -> None:

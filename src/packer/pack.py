@@ -248,8 +248,12 @@ def _load_into_page_cache(path: Path) -> None:
         return  # the reader reports missing files with a proper message
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        while os.read(fd, 16 << 20):
-            pass
+        buffer = bytearray(
+            1 << 20
+        )  # one reused buffer: warming the cache costs this process no heap
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            while f.readinto(buffer):
+                pass
     finally:
         os.close(fd)
 

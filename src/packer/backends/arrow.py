@@ -13,19 +13,30 @@ a memory map: zero Arrow calls per sample.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from packer.backends.base import Backend, BackendOptions, ShardWriter
 from packer.errors import UsageError
 
-SCHEMA = pa.schema(
-    [("key", pa.string()), ("label", pa.int32()), ("data", pa.binary()), ("ext", pa.string())],
-    metadata={"packer_format": "packer-arrow-v1"},
-)
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported only where a file is written or parsed: opening a pack and reading its raw
+# byte ranges must not pay pyarrow's import time (~40 ms).
+
+
+@functools.cache
+def schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [("key", pa.string()), ("label", pa.int32()), ("data", pa.binary()), ("ext", pa.string())],
+        metadata={"packer_format": "packer-arrow-v1"},
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +83,8 @@ class BatchingWriter(ShardWriter):
         return self._count - 1, len(data)
 
     def _flush(self) -> None:
+        import pyarrow as pa
+
         keys, labels, payloads, exts = self._columns
         if keys:
             batch = pa.record_batch(
@@ -81,7 +94,7 @@ class BatchingWriter(ShardWriter):
                     pa.array(payloads, pa.binary()),
                     pa.array(exts, pa.string()),
                 ],
-                schema=SCHEMA,
+                schema=schema(),
             )
             self.write_batch(batch)
         self._columns = ([], [], [], [])
@@ -90,12 +103,18 @@ class BatchingWriter(ShardWriter):
     def write_batch(self, batch: pa.RecordBatch) -> None:
         raise NotImplementedError
 
+    def close(self) -> None:
+        raise NotImplementedError
+
 
 class ArrowWriter(BatchingWriter):
     def __init__(self, path: Path, options: ArrowOptions) -> None:
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
         super().__init__(path, options.batch_rows, options.batch_mb << 20)
         self._sink = pa.OSFile(str(path), "wb")
-        self._writer = ipc.new_file(self._sink, SCHEMA)
+        self._writer = ipc.new_file(self._sink, schema())
         self._final: np.ndarray | None = None
         self._closed = False
 
@@ -119,6 +138,9 @@ class ArrowWriter(BatchingWriter):
 
 def payload_ranges(path: Path, count: int) -> np.ndarray:
     """Absolute (offset, length) of every ``data`` value in an IPC file, in row order."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
     out = np.empty((count, 2), dtype=np.uint64)
     source = pa.memory_map(str(path), "r")
     try:

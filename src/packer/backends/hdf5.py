@@ -25,9 +25,8 @@ import dataclasses
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from packer.backends.base import (
@@ -39,6 +38,12 @@ from packer.backends.base import (
     ShardWriter,
 )
 from packer.errors import PackError, UsageError
+
+if TYPE_CHECKING:
+    import h5py
+
+# h5py is imported only to write files or read compressed pixels: opening a pack and reading its
+# contiguous byte ranges must not pay h5py's import time.
 
 _COPY_BLOCK = 16 << 20
 _FORMAT_ATTR = "packer-hdf5-v1"
@@ -65,6 +70,8 @@ class Hdf5Options(BackendOptions):
 
 
 def _write_metadata(f: h5py.File, labels: array[int], keys: list[bytes]) -> None:
+    import h5py
+
     f.attrs["packer_format"] = _FORMAT_ATTR
     # track_times=False: HDF5 would otherwise stamp each object and break reproducibility.
     f.create_dataset("labels", data=np.frombuffer(labels, dtype=np.int32), track_times=False)
@@ -111,6 +118,8 @@ class Hdf5Writer(ShardWriter):
         if self._file.closed:
             return
         self._file.close()
+        import h5py
+
         offsets = np.frombuffer(self._offsets, dtype=np.uint64)
         total = int(offsets[-1])
         with h5py.File(self.path, "w", libver="earliest") as f:
@@ -149,6 +158,8 @@ class Hdf5PixelWriter(ShardWriter):
     """``/images`` (n, H, W, C): contiguous from a staged file, or chunked+compressed as it goes."""
 
     def __init__(self, path: Path, shape: tuple[int, int, int], options: Hdf5Options) -> None:
+        import h5py
+
         super().__init__(path)
         self._shape = shape
         self._row = shape[0] * shape[1] * shape[2]
@@ -201,6 +212,8 @@ class Hdf5PixelWriter(ShardWriter):
         if self._closed:
             return
         self._closed = True
+        import h5py
+
         n = len(self._keys)
         if self._staged is None:
             self._flush_rows()
@@ -242,6 +255,8 @@ class Hdf5ChunkReader(ShardReader):
     def read(self, file_id: int, offset: int, length: int, index: int) -> bytes:
         f = self.files.get(file_id)
         if f is None:
+            import h5py
+
             try:
                 f = self.files[file_id] = h5py.File(self.paths[file_id], "r")
             except OSError as exc:

@@ -16,14 +16,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from packer.backends.arrow import SCHEMA, BatchingWriter
+from packer.backends.arrow import BatchingWriter, schema
 from packer.backends.base import Backend, BackendOptions, KeyOf, ShardReader, ShardWriter
 from packer.errors import PackError, UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +46,12 @@ class ParquetOptions(BackendOptions):
 
 class ParquetShardWriter(BatchingWriter):
     def __init__(self, path: Path, options: ParquetOptions) -> None:
+        import pyarrow.parquet as pq
+
         super().__init__(path, options.row_group_rows, options.row_group_mb << 20)
         self._writer = pq.ParquetWriter(
             str(path),
-            SCHEMA,
+            schema(),
             compression={"key": "zstd", "label": "zstd", "ext": "zstd", "data": "none"},
             use_dictionary=["ext"],
             write_statistics=["key", "label"],
@@ -54,6 +59,8 @@ class ParquetShardWriter(BatchingWriter):
         self._closed = False
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
+        import pyarrow as pa
+
         self._writer.write_table(pa.Table.from_batches([batch]), row_group_size=batch.num_rows)
 
     def close(self) -> None:
@@ -74,6 +81,9 @@ class ParquetReader(ShardReader):
     def _file(self, file_id: int) -> tuple[pq.ParquetFile, np.ndarray]:
         entry = self.files.get(file_id)
         if entry is None:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
             path = self.paths[file_id]
             try:
                 pf = pq.ParquetFile(str(path), memory_map=True)

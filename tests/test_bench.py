@@ -1,0 +1,106 @@
+"""`pack bench` smoke test: every format on a tiny tree, JSON schema, ratios, plot. No timing asserts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from packer.bench import METRICS, resident_fraction
+from packer.cli import app
+from packer.registry import BUILTIN_BACKENDS
+
+
+def test_bench_every_format_json_and_plot(demo_tree: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("torch")
+    json_path, png_path, keep = tmp_path / "b.json", tmp_path / "b.png", tmp_path / "packs"
+    result = CliRunner().invoke(
+        app,
+        ["bench", str(demo_tree), "--formats", "all", "--repeat", "2", "--random", "200", "--decode",
+         "--workers", "0", "--json", str(json_path), "--plot", str(png_path), "--keep", str(keep), "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(json_path.read_text())
+    assert doc["schema"] == "packer-bench-v1" and doc["samples"] == 48 and doc["rounds"] == 2
+    names = [r["name"] for r in doc["results"]]
+    assert sorted(names) == sorted(["folder", *BUILTIN_BACKENDS])
+    for r in doc["results"]:
+        for metric, stat in r["metrics"].items():
+            assert metric in METRICS
+            assert stat["min"] <= stat["median"] <= stat["max"]
+        for metric in (
+            "seq_samples_per_s",
+            "random_samples_per_s",
+            "decode_images_per_s",
+            "open_ms",
+        ):
+            assert r["metrics"][metric]["median"] > 0
+        if r["name"] == "folder":
+            assert all(v == pytest.approx(1.0) for v in r["vs_folder"].values())
+            assert "convert_seconds" not in r["metrics"]
+        else:
+            assert r["metrics"]["convert_seconds"]["median"] > 0
+            assert r["vs_folder"]["random_samples_per_s"] > 0
+    assert doc["recommendation"]["random"] in BUILTIN_BACKENDS
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (keep / "tar.pack" / "manifest.json").is_file()
+    assert "recommended for random reads" in result.stdout
+
+
+def test_bench_sample_and_existing_pack_and_cleanup(
+    demo_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from packer import convert
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    existing = convert(demo_tree, tmp_path / "mine.pack", "zip").path
+    args = [
+        "bench",
+        str(demo_tree),
+        "--formats",
+        "memmap",
+        "--repeat",
+        "1",
+        "--random",
+        "50",
+        "--json",
+        "-",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, [*args, "--samples", "20"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["samples"] == 20 and [r["name"] for r in doc["results"]] == ["folder", "memmap"]
+    result = CliRunner().invoke(app, [*args, "--pack", str(existing)])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)["results"]] == [
+        "folder",
+        "memmap",
+        "zip:mine.pack",
+    ]
+    result = CliRunner().invoke(app, [*args, "--samples", "20", "--pack", str(existing)])
+    assert result.exit_code == 2 and "has 48 samples but the source has 20" in result.stderr
+    assert list(scratch.iterdir()) == []  # temporary packs and samples are cleaned up
+
+
+def test_bench_rejects_unknown_format(demo_tree: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", str(demo_tree), "--formats", "nope", "-q"])
+    assert result.exit_code == 2 and "unknown format 'nope'" in result.stderr
+
+
+def test_cold_eviction_can_be_checked(tmp_path: Path) -> None:
+    from packer.bench import evict
+
+    f = tmp_path / "blob"
+    f.write_bytes(b"x" * (1 << 20))
+    f.read_bytes()
+    evict(f)
+    fraction = resident_fraction(f)
+    assert fraction is None or 0.0 <= fraction <= 1.0
