@@ -149,7 +149,7 @@ def verify_pack(
                 "index", str(file), "sha256 does not match the manifest (file changed or damaged)"
             )
     try:
-        Index(root, manifest).close()
+        Index(root, manifest).load_all()
     except PackError as exc:
         problem("index", str(root / "index"), str(exc))
         return report
