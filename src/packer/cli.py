@@ -331,6 +331,32 @@ def verify(
 
 @app.command()
 @_handle_errors
+def extract(
+    pack: Annotated[Path, typer.Argument(help="Pack folder (made without a transform).")],
+    dest: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the tree into.")],
+    force: Annotated[bool, typer.Option(help="Overwrite files that already exist in OUT.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON report on stdout.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Write the original tree back: class folders, file names and bytes, each checked by CRC-32.
+
+    Example: pack extract train.pack restored/ && diff -r train/ restored/
+    """
+    from packer.extract import extract as run_extract
+
+    report = run_extract(pack, dest, force=force, progress=CliProgress(quiet=quiet or json_out))
+    if json_out:
+        _print_json(report.to_dict())
+    else:
+        out.print(
+            f"extracted {report.files} files ({_human_bytes(report.bytes)}) into {report.out}"
+        )
+
+
+@app.command()
+@_handle_errors
 def formats(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print a JSON document on stdout.")
