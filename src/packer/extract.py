@@ -117,7 +117,7 @@ def extract(
             partial = target.with_name(f".{target.name}.packer-partial")
             with open(partial, "wb") as f:
                 f.write(data)
-            os.replace(partial, target)
+            partial.replace(target)
             total += len(data)
             if i % 256 == 255:
                 progress.advance(256, 0)
