@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from rich.table import Table
 
 from packer import __version__
 from packer.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS_FOUND, PackerError, UsageError
+from packer.images import DEFAULT_MAX_PIXELS
 from packer.transforms import Transform
 
 app = typer.Typer(
@@ -198,6 +200,15 @@ def convert(
     draft: Annotated[
         bool, typer.Option(help="Reduced-size JPEG decoding when shrinking a lot.")
     ] = True,
+    max_pixels: Annotated[
+        int, typer.Option(help="Refuse images with more pixels (decompression bombs).")
+    ] = DEFAULT_MAX_PIXELS,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted convert to the same DST from its finished shards."
+        ),
+    ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print a JSON report on stdout.")
     ] = False,
@@ -228,11 +239,15 @@ def convert(
         transform=Transform.build(
             size=size, resize=resize, mode=mode, reencode=reencode, draft=draft
         ),
+        max_pixels=max_pixels,
+        resume=resume,
         progress=CliProgress(quiet=quiet or json_out),
     )
     if not quiet:
         for s in report.skipped:
             err.print(f"skipped {s.path}: {s.reason}")
+        if report.resumed_shards:
+            err.print(f"resumed: {report.resumed_shards} finished shard(s) reused")
     if json_out:
         _print_json(report.to_dict())
         return
@@ -507,5 +522,11 @@ def _main(
     """Turn folder trees of many small images into a few large packed files, and read them fast."""
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (kill, a job scheduler) cleans up exactly like Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -9,13 +9,17 @@ shard's index rows are streamed to disk as the shard completes.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import errno
+import hashlib
+import json
 import multiprocessing
 import os
 import re
+import shutil
+import signal
 import time
 import zlib
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +30,7 @@ import numpy as np
 from packer import __version__
 from packer.backends.base import Backend
 from packer.errors import OutputError, SourceError, UsageError
-from packer.images import VALIDATE_MODES, check_image
+from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, check_image, pixel_limit
 from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, sha256_file
 from packer.progress import NoProgress, Progress
 from packer.registry import get_backend_class
@@ -84,6 +88,7 @@ class ShardJob:
     on_error: str
     transform: dict[str, Any] | None = None
     pixel_shape: tuple[int, int, int] | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -114,6 +119,7 @@ class ConvertReport:
     source_bytes: int
     seconds: float
     skipped: list[Skipped] = field(default_factory=list)
+    resumed_shards: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +136,7 @@ class ConvertReport:
             if self.seconds
             else None,
             "skipped": [s.to_dict() for s in self.skipped],
+            "resumed_shards": self.resumed_shards,
         }
 
 
@@ -239,15 +246,16 @@ def write_shard(
             except OSError as exc:
                 data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
             if reason is None and validate != "none":
-                reason = check_image(data, validate)
+                reason = check_image(data, validate, job.max_pixels)
             key, _, ext = rel.rpartition(".")
             size = len(data)
             if reason is None and transform is not None:
                 try:
-                    if pixels:
-                        data = transform.pixels(data).tobytes()
-                    else:
-                        data, ext = transform.encode(data)
+                    with pixel_limit(job.max_pixels):
+                        if pixels:
+                            data = transform.pixels(data).tobytes()
+                        else:
+                            data, ext = transform.encode(data)
                 except UsageError:
                     raise
                 except Exception as exc:  # Pillow raises many types for undecodable input
@@ -303,34 +311,128 @@ def write_shard(
     )
 
 
-def _run_jobs(jobs: list[ShardJob], workers: int, progress: Progress) -> Iterator[ShardResult]:
-    """Yield shard results in shard order, from this process or a pool of ``workers``."""
-    if workers <= 1 or len(jobs) <= 1:
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C is the parent's to handle; it then stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_jobs(
+    jobs: list[ShardJob], workers: int, progress: Progress, done: dict[int, ShardResult]
+) -> Iterator[ShardResult]:
+    """Yield shard results in shard order: reused from ``done`` (resume), or written here or in a
+    pool of ``workers`` processes."""
+    todo = [job for job in jobs if job.shard not in done]
+    if workers <= 1 or len(todo) <= 1:
         for job in jobs:
-            yield write_shard(job, progress.advance)
+            result = done.get(job.shard)
+            if result is not None:
+                progress.advance(result.data_file.num_samples, result.source_bytes)
+            yield result if result is not None else write_shard(job, progress.advance)
         return
     # spawn, not fork: the parent may hold threads (progress display) and open handles.
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: deque[cf.Future[ShardResult]] = deque()
-        queue = iter(jobs)
-        try:
-            for job in queue:
-                pending.append(pool.submit(write_shard, job))
-                if len(pending) >= 2 * workers:
-                    break
-            while pending:
-                result = pending.popleft().result()
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    futures: dict[int, cf.Future[ShardResult]] = {}
+    queue = iter(todo)
+    try:
+        for job in queue:
+            futures[job.shard] = pool.submit(write_shard, job)
+            if len(futures) >= 2 * workers:
+                break
+        for job in jobs:
+            if job.shard in done:
+                result = done[job.shard]
+            else:
+                result = futures.pop(job.shard).result()
                 following = next(queue, None)
                 if following is not None:
-                    pending.append(pool.submit(write_shard, following))
-                progress.advance(result.data_file.num_samples, result.source_bytes)
-                yield result
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+                    futures[following.shard] = pool.submit(write_shard, following)
+            progress.advance(result.data_file.num_samples, result.source_bytes)
+            yield result
+    except BaseException:
+        # Ctrl-C, a bad file or a full disk: stop now, not after the running shards finish.
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+RESUME_DIR = ".resume"
+
+
+def _plan_digest(jobs: list[ShardJob], backend: Backend, extra: dict[str, Any]) -> str:
+    """What a resumable partial pack was planned from: any change means starting over."""
+    h = hashlib.sha256()
+    h.update(json.dumps([backend.name, backend.options.to_dict(), extra], sort_keys=True).encode())
+    for job in jobs:
+        h.update(f"{job.shard}:{len(job.paths)}\n".encode())
+        h.update("\n".join(job.paths).encode("utf-8", "surrogateescape"))
+        h.update(job.labels.tobytes())
+    return h.hexdigest()
+
+
+def _save_result(folder: Path, result: ShardResult) -> None:
+    """Record a finished shard so that ``--resume`` can reuse it (written atomically)."""
+    lengths = np.fromiter((len(k) for k in result.keys), dtype=np.int64, count=len(result.keys))
+    stem = folder / f"shard-{result.shard:05d}"
+    tmp = stem.with_suffix(".tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(
+            f,
+            labels=result.labels,
+            locations=result.locations,
+            crc32=result.crc32,
+            extension_ids=result.extension_ids,
+            key_lengths=lengths,
+            key_blob=np.frombuffer(b"".join(result.keys), dtype=np.uint8),
+        )
+    tmp.rename(stem.with_suffix(".npz"))
+    info = {
+        "data_file": result.data_file.to_dict(),
+        "skipped": [x.to_dict() for x in result.skipped],
+        "source_bytes": result.source_bytes,
+        "payload_bytes": result.payload_bytes,
+    }
+    stem.with_suffix(".tmp.json").write_text(json.dumps(info))
+    stem.with_suffix(".tmp.json").rename(stem.with_suffix(".json"))
+
+
+def _load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
+    """Finished shards of an interrupted run whose data file is still exactly what was recorded."""
+    found: dict[int, ShardResult] = {}
+    for info_path in sorted(folder.glob("shard-*.json")):
+        try:
+            shard = int(info_path.stem.split("-")[1])
+            info = json.loads(info_path.read_text())
+            d = info["data_file"]
+            data_file = DataFile(d["name"], d["num_samples"], d["bytes"], d["sha256"])
+            path = out_dir / data_file.name
+            if (
+                not path.is_file()
+                or path.stat().st_size != data_file.bytes
+                or sha256_file(path) != data_file.sha256
+            ):
+                continue
+            with np.load(info_path.with_suffix(".npz"), allow_pickle=False) as arrays:
+                blob = arrays["key_blob"].tobytes()
+                ends = np.cumsum(arrays["key_lengths"]).tolist()
+                keys = [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+                found[shard] = ShardResult(
+                    shard,
+                    data_file,
+                    arrays["labels"],
+                    arrays["locations"],
+                    arrays["crc32"],
+                    arrays["extension_ids"],
+                    keys,
+                    [Skipped(x["path"], x["reason"]) for x in info["skipped"]],
+                    int(info["source_bytes"]),
+                    int(info["payload_bytes"]),
+                )
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue  # a record cut short by the crash: that shard is simply written again
+    return found
 
 
 def convert(
@@ -347,6 +449,8 @@ def convert(
     force: bool = False,
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
     transform: Transform | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    resume: bool = False,
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Pack the class-per-folder tree ``src`` into a new pack at ``dst``.
@@ -367,6 +471,10 @@ def convert(
         transform: decode/resize/re-encode at convert time (see :mod:`packer.transforms`); None
             (the default) stores every source file's bytes unchanged. Without ``reencode`` the
             pack stores decoded pixels, which only ``stores_pixels`` backends (memmap, hdf5) accept.
+        max_pixels: refuse images with more pixels (decompression bombs), checked from the header
+            by ``quick`` validation and enforced while decoding.
+        resume: continue an interrupted conversion to the same DST from its finished shards
+            (each one checked by sha256); the result is byte-identical to an uninterrupted run.
         progress: receives progress events (see :mod:`packer.progress`).
     """
     started = time.perf_counter()
@@ -413,83 +521,103 @@ def convert(
         )
     sizes = _file_sizes(src_path, scan.paths) if limit is not None else None
     bounds = plan_shards(sizes, len(scan), limit, samples_per_shard)
-    with Staging(dst_path, force=force) as staging:
-        jobs = [
-            ShardJob(
-                shard=k,
-                root=str(src_path),
-                paths=scan.paths[a:b],
-                labels=scan.labels[a:b],
-                extension_ids=ext_ids[a:b],
-                out_dir=str(staging.path),
-                backend_name=backend.name,
-                backend_options=backend.options.to_dict(),
-                validate=validate,
-                on_error=on_error,
-                transform=transform.to_dict() if transform is not None else None,
-                pixel_shape=pixel_shape,
-            )
-            for k, (a, b) in enumerate(bounds)
-        ]
-        progress.start(len(scan), f"{src_path.name} -> {format}")
-        index = IndexWriter(staging.path)
-        data_files: list[DataFile] = []
-        source_bytes = payload_bytes = 0
-        counts = np.zeros(len(scan.classes), dtype=np.int64)
-        try:
-            for result in _run_jobs(jobs, workers, progress):
-                index.append(
-                    result.labels, result.locations, result.crc32, result.extension_ids, result.keys
+    created_by = {
+        "tool": "packer",
+        "version": __version__,
+        "validate": validate,
+        "shard_size": limit,
+        "samples_per_shard": samples_per_shard,
+        "max_pixels": max_pixels,
+    }
+    try:
+        with Staging(dst_path, force=force, keep_partial=resume) as staging:
+            jobs = [
+                ShardJob(
+                    shard=k,
+                    root=str(src_path),
+                    paths=scan.paths[a:b],
+                    labels=scan.labels[a:b],
+                    extension_ids=ext_ids[a:b],
+                    out_dir=str(staging.path),
+                    backend_name=backend.name,
+                    backend_options=backend.options.to_dict(),
+                    validate=validate,
+                    on_error=on_error,
+                    transform=transform.to_dict() if transform is not None else None,
+                    pixel_shape=pixel_shape,
+                    max_pixels=max_pixels,
                 )
-                data_files.append(result.data_file)
-                skipped.extend(result.skipped)
-                source_bytes += result.source_bytes
-                payload_bytes += result.payload_bytes
-                counts += np.bincount(result.labels, minlength=len(scan.classes))
-        except BaseException:
-            index.abort()
-            raise
-        finally:
-            progress.finish()
-        if index.count == 0:
-            raise SourceError(
-                f"{src_path}: every image was skipped; nothing to pack (see the errors above)"
+                for k, (a, b) in enumerate(bounds)
+            ]
+            done = _prepare_resume(staging.path, jobs, backend, [created_by, on_error, ext_names])
+            resumed = len(done)
+            progress.start(len(scan), f"{src_path.name} -> {format}")
+            index = IndexWriter(staging.path)
+            data_files: list[DataFile] = []
+            source_bytes = payload_bytes = 0
+            counts = np.zeros(len(scan.classes), dtype=np.int64)
+            try:
+                for result in _run_jobs(jobs, workers, progress, done):
+                    if result.shard not in done:
+                        _save_result(staging.path / RESUME_DIR, result)
+                    index.append(
+                        result.labels,
+                        result.locations,
+                        result.crc32,
+                        result.extension_ids,
+                        result.keys,
+                    )
+                    data_files.append(result.data_file)
+                    skipped.extend(result.skipped)
+                    source_bytes += result.source_bytes
+                    payload_bytes += result.payload_bytes
+                    counts += np.bincount(result.labels, minlength=len(scan.classes))
+            except BaseException:
+                index.abort()
+                raise
+            finally:
+                progress.finish()
+            if index.count == 0:
+                raise SourceError(
+                    f"{src_path}: every image was skipped; nothing to pack (see the errors above)"
+                )
+            index.finish()
+            _remove_strays(staging.path, {d.name for d in data_files})
+            manifest = Manifest(
+                backend=backend.name,
+                options=backend.options.to_dict(),
+                classes=scan.classes,
+                class_counts=counts.tolist(),
+                num_samples=index.count,
+                payload_bytes=payload_bytes,
+                data_files=data_files,
+                extensions=ext_names,
+                index_sha256=_index_digests(staging.path),
+                source={
+                    "files": len(scan) + len(scan.skipped),
+                    "bytes": source_bytes,
+                    "ignored_files": scan.ignored,
+                },
+                created_by=created_by,
+                skipped=[s.to_dict() for s in sorted(skipped, key=lambda s: s.path)],
+                transform=transform.to_dict() if transform is not None else None,
+                sample_shape=list(pixel_shape) if pixel_shape is not None else None,
             )
-        index.finish()
-        manifest = Manifest(
-            backend=backend.name,
-            options=backend.options.to_dict(),
-            classes=scan.classes,
-            class_counts=counts.tolist(),
-            num_samples=index.count,
-            payload_bytes=payload_bytes,
-            data_files=data_files,
-            extensions=ext_names,
-            index_sha256=_index_digests(staging.path),
-            source={
-                "files": len(scan) + len(scan.skipped),
-                "bytes": source_bytes,
-                "ignored_files": scan.ignored,
-            },
-            created_by={
-                "tool": "packer",
-                "version": __version__,
-                "validate": validate,
-                "shard_size": limit,
-                "samples_per_shard": samples_per_shard,
-            },
-            skipped=[s.to_dict() for s in sorted(skipped, key=lambda s: s.path)],
-            transform=transform.to_dict() if transform is not None else None,
-            sample_shape=list(pixel_shape) if pixel_shape is not None else None,
-        )
-        manifest.write(staging.path)
-        pack_bytes = sum(f.stat().st_size for f in staging.path.rglob("*") if f.is_file())
-        try:
+            manifest.write(staging.path)
+            pack_bytes = sum(f.stat().st_size for f in staging.path.rglob("*") if f.is_file())
             staging.commit()
-        except OSError as exc:
-            raise OutputError(
-                f"{dst_path}: cannot move the finished pack into place ({exc})"
-            ) from None
+    except OSError as exc:
+        # Source read errors were handled per file; anything else is the output side failing.
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = (
+            "free some disk space"
+            if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+            else "check the destination"
+        )
+        raise OutputError(
+            f"{dst_path}: writing the pack failed: {exc.strerror or exc}{where}; {hint}. "
+            "Nothing was written and any previous pack is untouched"
+        ) from None
     return ConvertReport(
         path=dst_path,
         backend=backend.name,
@@ -501,7 +629,37 @@ def convert(
         source_bytes=source_bytes,
         seconds=time.perf_counter() - started,
         skipped=sorted(skipped, key=lambda s: s.path),
+        resumed_shards=resumed,
     )
+
+
+def _prepare_resume(
+    partial: Path, jobs: list[ShardJob], backend: Backend, extra: list[Any]
+) -> dict[int, ShardResult]:
+    """Finished shards to reuse from an interrupted run with the same plan; start the record."""
+    folder = partial / RESUME_DIR
+    digest = _plan_digest(jobs, backend, {"extra": extra})
+    plan_file = folder / "plan"
+    done: dict[int, ShardResult] = {}
+    if plan_file.is_file() and plan_file.read_text() == digest:
+        done = _load_results(folder, partial)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(exist_ok=True)
+    plan_file.write_text(digest)
+    return done
+
+
+def _remove_strays(partial: Path, data_files: set[str]) -> None:
+    """Drop the resume records and anything an interrupted run left that is not part of the pack."""
+    shutil.rmtree(partial / RESUME_DIR, ignore_errors=True)
+    for entry in partial.iterdir():
+        if (
+            entry.is_file()
+            and entry.name not in data_files
+            and not entry.name.startswith(".packer-owner")
+        ):
+            entry.unlink()
 
 
 def _keep_going(skip: Skipped) -> None:

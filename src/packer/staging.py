@@ -68,11 +68,13 @@ class Staging:
     Args:
         dst: the final destination folder.
         force: replace an existing pack at DST (only once the new one is complete).
+        keep_partial: reuse the leftover of an interrupted run (``--resume``) instead of removing it.
     """
 
-    def __init__(self, dst: Path, *, force: bool) -> None:
+    def __init__(self, dst: Path, *, force: bool, keep_partial: bool = False) -> None:
         self.dst = dst
         self.force = force
+        self.keep_partial = keep_partial
         self.path = partial_path(dst)
         self._committed = False
 
@@ -84,7 +86,7 @@ class Staging:
             raise OutputError(f"{self.dst.parent}: cannot create ({exc.strerror})") from None
         self._clear_stale()
         try:
-            self.path.mkdir()
+            self.path.mkdir(exist_ok=self.keep_partial)
             (self.path / _OWNER).write_text(str(os.getpid()))
         except OSError as exc:
             raise OutputError(
@@ -101,7 +103,8 @@ class Staging:
                 raise OutputError(
                     f"{self.dst}: another `pack convert` (pid {pid}) is writing it; wait for it to finish"
                 )
-        shutil.rmtree(self.path, ignore_errors=True)
+        if not self.keep_partial:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def commit(self) -> None:
         """Make the staged pack durable and visible as DST, replacing an old pack if forced."""
@@ -125,5 +128,9 @@ class Staging:
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> None:
-        if not self._committed:
-            shutil.rmtree(self.path, ignore_errors=True)
+        if self._committed:
+            return
+        if self.keep_partial and exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            (self.path / _OWNER).unlink(missing_ok=True)  # interrupted: leave it for --resume
+            return
+        shutil.rmtree(self.path, ignore_errors=True)

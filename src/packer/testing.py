@@ -34,7 +34,7 @@ from packer.api import verify_pack
 from packer.backends.base import Backend, ShardWriter
 from packer.conversion import convert
 from packer.demo import encode, render
-from packer.errors import SourceError
+from packer.errors import OutputError, SourceError
 from packer.pack import Pack, open_pack
 from packer.registry import get_backend_class
 from packer.scanner import IMAGE_EXTENSIONS
@@ -350,7 +350,7 @@ class BackendConformance:
 
         monkeypatch.setattr(backend_cls, "open_writer", open_failing_writer)
         dst = tmp_path / "out.pack"
-        with pytest.raises(OSError):
+        with pytest.raises(OutputError, match="No space left on device.*free some disk space"):
             self._convert(source, dst, backend)
         assert not dst.exists()
         assert not partial_path(dst).exists()
