@@ -114,7 +114,9 @@ def extract(
                     f"refusing {target}: a symlink in the output folder leads outside it"
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.packer-partial")
+            partial = (
+                target.parent / f".packer-extract-{os.getpid()}-{i}"
+            )  # short: names may be 255 bytes
             with open(partial, "wb") as f:
                 f.write(data)
             partial.replace(target)

@@ -49,21 +49,56 @@ class Pack:
 
         self.path = Path(path)
         self.in_memory = in_memory
-        self.manifest = Manifest.read(self.path)
+        self._dir_fd = -1
+        self._reader: ShardReader | None = None
+        # Pin the pack folder: every later open (index, data files, lazily, in this process or a
+        # forked child) goes through this descriptor, so a pack replaced by `convert --force`
+        # while we read keeps serving the old files, or fails cleanly -- never a mix of both.
+        self.root = self._pin()
+        with self._real_paths_in_errors():
+            self.manifest = Manifest.read(self.root)
         shape = self.manifest.sample_shape
         self.shape: tuple[int, int, int] | None = (shape[0], shape[1], shape[2]) if shape else None
         self.backend: Backend = make_backend(
             self.manifest.backend, self.manifest.options, self.shape
         )
-        self.index = Index(self.path, self.manifest)
-        self.index.load_all()  # map and check every index file now: ~1 ms, and errors surface at open
+        self.index = Index(self.root, self.manifest)
+        with self._real_paths_in_errors():
+            self.index.load_all()  # map and check every index file now: ~1 ms; errors surface at open
         self._n = self.manifest.num_samples
         self._extensions = self.manifest.extensions
         self._hot: _HotIndex | None = None
-        self._data_paths = [self.path / d.name for d in self.manifest.data_files]
-        self._reader: ShardReader | None = None
+        self._data_paths = [self.root / d.name for d in self.manifest.data_files]
         self._maps: list[Any] | None = None  # raw-range fast path: the reader's memory maps
         self._pid = -1
+
+    def _pin(self) -> Path:
+        try:
+            self._dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise PackError(
+                f"{self.path}: not a pack (no such folder); pass the folder `pack convert` wrote"
+            ) from None
+        except NotADirectoryError:
+            raise PackError(
+                f"{self.path}: not a pack (not a folder); pass the folder `pack convert` wrote"
+            ) from None
+        except OSError as exc:
+            raise PackError(
+                f"{self.path}: cannot open ({exc.strerror}); check its permissions"
+            ) from None
+        pinned = Path(f"/proc/self/fd/{self._dir_fd}")
+        return pinned if pinned.is_dir() else self.path  # no /proc: plain paths
+
+    @contextlib.contextmanager
+    def _real_paths_in_errors(self) -> Iterator[None]:
+        """Errors name the pack's real path, not the /proc/self/fd alias it is read through."""
+        try:
+            yield
+        except PackError as exc:
+            if self.root == self.path:
+                raise
+            raise PackError(str(exc).replace(str(self.root), str(self.path))) from None
 
     # -- metadata, no data file touched ---------------------------------------------------------
 
@@ -115,6 +150,8 @@ class Pack:
         return i
 
     def _open_reader(self) -> ShardReader:
+        if self._dir_fd < 0:  # used again after close(): take a fresh, consistent snapshot
+            self.__init__(self.path, in_memory=self.in_memory)  # type: ignore[misc]
         if self._reader is not None:
             self._reader.close()
         if self.in_memory:
@@ -129,6 +166,10 @@ class Pack:
         return reader
 
     def _fetch(self, file_id: int, offset: int, length: int, i: int) -> bytes:
+        with self._real_paths_in_errors():
+            return self._fetch_pinned(file_id, offset, length, i)
+
+    def _fetch_pinned(self, file_id: int, offset: int, length: int, i: int) -> bytes:
         maps = self._maps
         if maps is not None:  # raw byte ranges: slice the map, nothing else (the hot path)
             try:
@@ -141,7 +182,7 @@ class Pack:
         if reader is None or self._pid != os.getpid():
             reader = self._open_reader()
             if self._maps is not None:
-                return self._fetch(file_id, offset, length, i)
+                return self._fetch_pinned(file_id, offset, length, i)
         if file_id >= len(self._data_paths):
             raise self._bad_location(i, file_id)
         return reader.read(file_id, offset, length, i)
@@ -263,6 +304,9 @@ class Pack:
             self._reader.close()
         self._reader = None
         self._maps = None
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
 
     def __del__(self) -> None:
         # Readers may hold process-wide resources (LMDB environments are shared per process);
