@@ -171,4 +171,6 @@ def test_long_unicode_and_undecodable_names_round_trip(tmp_path: Path, backend: 
     extract(tmp_path / "p", tmp_path / "out")
     for p in names:
         assert (tmp_path / "out" / p.relative_to(src)).read_bytes() == p.read_bytes()
-    assert Path(os.fsdecode(os.fsencode(tmp_path / "out" / "cls") + b"/latin1-\xe9\xff.png")).exists()
+    assert Path(
+        os.fsdecode(os.fsencode(tmp_path / "out" / "cls") + b"/latin1-\xe9\xff.png")
+    ).exists()

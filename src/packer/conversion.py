@@ -9,6 +9,7 @@ shard's index rows are streamed to disk as the shard completes.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import errno
 import hashlib
 import json
@@ -89,6 +90,11 @@ class ShardJob:
     transform: dict[str, Any] | None = None
     pixel_shape: tuple[int, int, int] | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: write paths[start:stop]; with byte_limit, stop early before the sample that would take the
+    #: shard's source bytes over it (the same greedy rule as plan_shards, decided while reading)
+    start: int = 0
+    stop: int | None = None
+    byte_limit: int | None = None
 
 
 @dataclass
@@ -103,6 +109,9 @@ class ShardResult:
     skipped: list[Skipped]
     source_bytes: int
     payload_bytes: int
+    start: int = 0
+    consumed: int = 0  # samples of the plan this shard took, skipped ones included
+    planned_bytes: int = 0  # their source sizes, skipped ones included (what the cut rule counts)
 
 
 @dataclass
@@ -227,28 +236,39 @@ def write_shard(
     pixels = job.pixel_shape is not None
     payload_bytes = 0
     root = os.fspath(job.root) + os.sep
+    start = job.start
+    stop = len(job.paths) if job.stop is None else job.stop
+    byte_limit = job.byte_limit
+    planned_bytes = 0
+    consumed = stop - start
     offsets, lengths, crcs = array("Q"), array("Q"), array("I")
-    kept = np.zeros(len(job.paths), dtype=bool)
+    kept = np.zeros(stop - start, dtype=bool)
     keys: list[bytes] = []
     skipped: list[Skipped] = []
     source_bytes = 0
     pending = pending_bytes = 0
-    labels = job.labels.tolist()
+    labels = job.labels[start:stop].tolist()
     validate = job.validate
     crc32 = zlib.crc32
     writer = backend.open_writer(out)
     with writer:
         add = writer.add
-        for i, rel in enumerate(job.paths):
+        for i in range(stop - start):
+            rel = job.paths[start + i]
             reason: str | None = None
             try:
                 data = read_file(root + rel)
+                size = len(data)
             except OSError as exc:
                 data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
+                size = _stat_size(root + rel)
+            if byte_limit is not None and i and planned_bytes + size > byte_limit:
+                consumed = i  # this sample opens the next shard
+                break
+            planned_bytes += size
             if reason is None and validate != "none":
                 reason = check_image(data, validate, job.max_pixels)
             key, _, ext = rel.rpartition(".")
-            size = len(data)
             if reason is None and transform is not None:
                 try:
                     with pixel_limit(job.max_pixels):
@@ -297,18 +317,29 @@ def write_shard(
         locations[:, 1] = np.frombuffer(offsets, dtype=np.uint64)
         locations[:, 2] = np.frombuffer(lengths, dtype=np.uint64)
     data_file = DataFile(out.name, n, out.stat().st_size, writer.sha256 or sha256_file(out))
+    kept = kept[:consumed]
     return ShardResult(
         job.shard,
         data_file,
-        job.labels[kept],
+        job.labels[start : start + consumed][kept],
         locations,
         np.asarray(crcs, dtype=np.uint32),
-        job.extension_ids[kept],
+        job.extension_ids[start : start + consumed][kept],
         keys,
         skipped,
         source_bytes,
         payload_bytes,
+        start,
+        consumed,
+        planned_bytes,
     )
+
+
+def _stat_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # as in _file_sizes: the plan and the stream must count the same
 
 
 def _ignore_sigint() -> None:
@@ -316,19 +347,49 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_jobs(
+def _reusable(record: ShardResult | None, start: int, job: ShardJob) -> bool:
+    """A finished shard of an interrupted run is reused only if it starts where this one must and
+    its source files still have the sizes it was cut from (so every later boundary is the same)."""
+    if record is None or record.start != start:
+        return False
+    root = os.fspath(job.root) + os.sep
+    paths = job.paths[start : start + record.consumed]
+    return (
+        len(paths) == record.consumed
+        and sum(_stat_size(root + p) for p in paths) == record.planned_bytes
+    )
+
+
+def _run_sequential(
+    template: ShardJob, cap: int | None, progress: Progress, done: dict[int, ShardResult]
+) -> Iterator[ShardResult]:
+    """Write shards one after another in this process, cutting each by bytes while reading (no
+    stat pass over the tree first)."""
+    n = len(template.paths)
+    position, shard = 0, 0
+    while position < n:
+        record = done.get(shard)
+        if _reusable(record, position, template):
+            assert record is not None
+            progress.advance(record.data_file.num_samples, record.source_bytes)
+            result = record
+        else:
+            done.clear()  # boundaries from here on may differ: nothing later can be reused
+            stop = n if cap is None else min(n, position + cap)
+            job = dataclasses.replace(template, shard=shard, start=position, stop=stop)
+            result = write_shard(job, progress.advance)
+        position += result.consumed
+        shard += 1
+        yield result
+
+
+def _run_parallel(
     jobs: list[ShardJob], workers: int, progress: Progress, done: dict[int, ShardResult]
 ) -> Iterator[ShardResult]:
-    """Yield shard results in shard order: reused from ``done`` (resume), or written here or in a
-    pool of ``workers`` processes."""
-    todo = [job for job in jobs if job.shard not in done]
-    if workers <= 1 or len(todo) <= 1:
-        for job in jobs:
-            result = done.get(job.shard)
-            if result is not None:
-                progress.advance(result.data_file.num_samples, result.source_bytes)
-            yield result if result is not None else write_shard(job, progress.advance)
-        return
+    """Write planned shards in a pool of ``workers`` processes; yield results in shard order."""
+    reuse = {j.shard: done[j.shard] for j in jobs if _reusable(done.get(j.shard), j.start, j)}
+    reuse = {k: r for k, r in reuse.items() if r.consumed == (jobs[k].stop or 0) - jobs[k].start}
+    todo = [job for job in jobs if job.shard not in reuse]
     # spawn, not fork: the parent may hold threads (progress display) and open handles.
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
@@ -336,17 +397,17 @@ def _run_jobs(
     queue = iter(todo)
     try:
         for job in queue:
-            futures[job.shard] = pool.submit(write_shard, job)
+            futures[job.shard] = pool.submit(write_shard, _compact(job))
             if len(futures) >= 2 * workers:
                 break
         for job in jobs:
-            if job.shard in done:
-                result = done[job.shard]
+            if job.shard in reuse:
+                result = reuse[job.shard]
             else:
                 result = futures.pop(job.shard).result()
                 following = next(queue, None)
                 if following is not None:
-                    futures[following.shard] = pool.submit(write_shard, following)
+                    futures[following.shard] = pool.submit(write_shard, _compact(following))
             progress.advance(result.data_file.num_samples, result.source_bytes)
             yield result
     except BaseException:
@@ -358,17 +419,31 @@ def _run_jobs(
     pool.shutdown(wait=True)
 
 
+def _compact(job: ShardJob) -> ShardJob:
+    """The job with only its own slice of the lists, so that what is pickled stays small."""
+    a, b = job.start, job.stop
+    return dataclasses.replace(
+        job,
+        paths=job.paths[a:b],
+        labels=job.labels[a:b],
+        extension_ids=job.extension_ids[a:b],
+        start=0,
+        stop=None,
+    )
+
+
 RESUME_DIR = ".resume"
 
 
-def _plan_digest(jobs: list[ShardJob], backend: Backend, extra: dict[str, Any]) -> str:
-    """What a resumable partial pack was planned from: any change means starting over."""
+def _plan_digest(job: ShardJob, backend: Backend, extra: dict[str, Any]) -> str:
+    """What a resumable partial pack was planned from: any change means starting over. (File
+    sizes are checked per reused shard, see ``_reusable``.)"""
     h = hashlib.sha256()
     h.update(json.dumps([backend.name, backend.options.to_dict(), extra], sort_keys=True).encode())
-    for job in jobs:
-        h.update(f"{job.shard}:{len(job.paths)}\n".encode())
-        h.update("\n".join(job.paths).encode("utf-8", "surrogateescape"))
-        h.update(job.labels.tobytes())
+    h.update(f"{len(job.paths)}\n".encode())
+    h.update("\n".join(job.paths).encode("utf-8", "surrogateescape"))
+    h.update(job.labels.tobytes())
+    h.update(job.extension_ids.tobytes())
     return h.hexdigest()
 
 
@@ -393,6 +468,9 @@ def _save_result(folder: Path, result: ShardResult) -> None:
         "skipped": [x.to_dict() for x in result.skipped],
         "source_bytes": result.source_bytes,
         "payload_bytes": result.payload_bytes,
+        "start": result.start,
+        "consumed": result.consumed,
+        "planned_bytes": result.planned_bytes,
     }
     stem.with_suffix(".tmp.json").write_text(json.dumps(info))
     stem.with_suffix(".tmp.json").rename(stem.with_suffix(".json"))
@@ -429,6 +507,9 @@ def _load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
                     [Skipped(x["path"], x["reason"]) for x in info["skipped"]],
                     int(info["source_bytes"]),
                     int(info["payload_bytes"]),
+                    int(info["start"]),
+                    int(info["consumed"]),
+                    int(info["planned_bytes"]),
                 )
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             continue  # a record cut short by the crash: that shard is simply written again
@@ -519,8 +600,6 @@ def convert(
         ext_ids = np.fromiter(
             (ext_lookup[split_key(p)[1]] for p in scan.paths), np.uint16, len(scan)
         )
-    sizes = _file_sizes(src_path, scan.paths) if limit is not None else None
-    bounds = plan_shards(sizes, len(scan), limit, samples_per_shard)
     created_by = {
         "tool": "packer",
         "version": __version__,
@@ -531,34 +610,50 @@ def convert(
     }
     try:
         with Staging(dst_path, force=force, keep_partial=resume) as staging:
-            jobs = [
-                ShardJob(
-                    shard=k,
-                    root=str(src_path),
-                    paths=scan.paths[a:b],
-                    labels=scan.labels[a:b],
-                    extension_ids=ext_ids[a:b],
-                    out_dir=str(staging.path),
-                    backend_name=backend.name,
-                    backend_options=backend.options.to_dict(),
-                    validate=validate,
-                    on_error=on_error,
-                    transform=transform.to_dict() if transform is not None else None,
-                    pixel_shape=pixel_shape,
-                    max_pixels=max_pixels,
-                )
-                for k, (a, b) in enumerate(bounds)
-            ]
-            done = _prepare_resume(staging.path, jobs, backend, [created_by, on_error, ext_names])
-            resumed = len(done)
+            template = ShardJob(
+                shard=0,
+                root=str(src_path),
+                paths=scan.paths,
+                labels=scan.labels,
+                extension_ids=ext_ids,
+                out_dir=str(staging.path),
+                backend_name=backend.name,
+                backend_options=backend.options.to_dict(),
+                validate=validate,
+                on_error=on_error,
+                transform=transform.to_dict() if transform is not None else None,
+                pixel_shape=pixel_shape,
+                max_pixels=max_pixels,
+                byte_limit=limit,
+            )
+            done = _prepare_resume(
+                staging.path, template, backend, [created_by, on_error, ext_names]
+            )
+            records = dict(done)
+            results: Iterator[ShardResult]
+            if workers > 1:
+                # Workers need the shard boundaries up front: plan them from file sizes, with the
+                # very rule the sequential writer applies while reading (same output either way).
+                sizes = _file_sizes(src_path, scan.paths) if limit is not None else None
+                bounds = plan_shards(sizes, len(scan), limit, samples_per_shard)
+                jobs = [
+                    dataclasses.replace(template, shard=k, start=a, stop=b, byte_limit=None)
+                    for k, (a, b) in enumerate(bounds)
+                ]
+                results = _run_parallel(jobs, workers, progress, done)
+            else:
+                results = _run_sequential(template, samples_per_shard, progress, done)
+            resumed = 0
             progress.start(len(scan), f"{src_path.name} -> {format}")
             index = IndexWriter(staging.path)
             data_files: list[DataFile] = []
             source_bytes = payload_bytes = 0
             counts = np.zeros(len(scan.classes), dtype=np.int64)
             try:
-                for result in _run_jobs(jobs, workers, progress, done):
-                    if result.shard not in done:
+                for result in results:
+                    if records.get(result.shard) is result:
+                        resumed += 1
+                    else:
                         _save_result(staging.path / RESUME_DIR, result)
                     index.append(
                         result.labels,
@@ -634,11 +729,11 @@ def convert(
 
 
 def _prepare_resume(
-    partial: Path, jobs: list[ShardJob], backend: Backend, extra: list[Any]
+    partial: Path, template: ShardJob, backend: Backend, extra: list[Any]
 ) -> dict[int, ShardResult]:
     """Finished shards to reuse from an interrupted run with the same plan; start the record."""
     folder = partial / RESUME_DIR
-    digest = _plan_digest(jobs, backend, {"extra": extra})
+    digest = _plan_digest(template, backend, {"extra": extra})
     plan_file = folder / "plan"
     done: dict[int, ShardResult] = {}
     if plan_file.is_file() and plan_file.read_text() == digest:

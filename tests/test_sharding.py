@@ -1,0 +1,74 @@
+"""Shard cutting: by bytes while reading (one process) equals the up-front plan (workers)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packer import convert, open_pack
+from packer.conversion import parse_size, plan_shards
+from packer.demo import make_demo_tree
+from packer.errors import UsageError
+from packer.testing import tree_digest
+
+
+@pytest.mark.parametrize(
+    ("shard_size", "per_shard"), [("20KB", None), ("9KB", 7), (None, 11), ("1B", None)]
+)
+def test_one_process_and_workers_cut_the_same_shards(
+    tmp_path: Path, shard_size: str | None, per_shard: int | None
+) -> None:
+    tree = make_demo_tree(tmp_path / "src", per_class=15, size=24)
+    (tree / "square" / "broken.jpg").write_bytes(
+        b"\xff\xd8\xff" + b"x" * 5000
+    )  # skipped, still counted
+    kwargs = {"shard_size": shard_size, "samples_per_shard": per_shard, "on_error": "skip"}
+    one = convert(tree, tmp_path / "one.pack", "tar", **kwargs)  # type: ignore[arg-type]
+    two = convert(tree, tmp_path / "two.pack", "tar", workers=2, **kwargs)  # type: ignore[arg-type]
+    assert tree_digest(one.path) == tree_digest(two.path)
+    assert one.data_files > 1 and len(one.skipped) == 1
+    with open_pack(one.path) as pack:
+        limit = parse_size(shard_size) if shard_size else None
+        loc = pack.index.locations
+        for file_id, f in enumerate(pack.manifest.data_files):
+            assert per_shard is None or f.num_samples <= per_shard
+            payload = int(loc[loc[:, 0] == file_id, 2].sum())
+            assert limit is None or f.num_samples == 1 or payload <= limit
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 100), min_size=1, max_size=40),
+    limit=st.one_of(st.none(), st.integers(1, 300)),
+    count=st.one_of(st.none(), st.integers(1, 10)),
+)
+def test_plan_rule(sizes: list[int], limit: int | None, count: int | None) -> None:
+    arr = np.asarray(sizes)
+    bounds = plan_shards(arr if limit is not None else None, len(sizes), limit, count)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(sizes)
+    assert all(a < b for a, b in bounds) and all(
+        b == c for (_, b), (c, _) in itertools.pairwise(bounds)
+    )
+    for a, b in bounds:
+        assert count is None or b - a <= count
+        if limit is not None and b - a > 1:
+            assert arr[a:b].sum() <= limit or arr[a : b - 1].sum() <= limit
+
+
+@pytest.mark.parametrize("bad", ["", "12XB", "-5", "0", "lots"])
+def test_bad_sizes(bad: str) -> None:
+    with pytest.raises(UsageError):
+        parse_size(bad)
+
+
+def test_sizes() -> None:
+    assert (
+        parse_size("512MB") == 512_000_000
+        and parse_size("1GiB") == 2**30
+        and parse_size("4096") == 4096
+    )
