@@ -31,7 +31,6 @@ from rich.table import Table
 from packer import __version__
 from packer.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS_FOUND, PackerError, UsageError
 from packer.images import DEFAULT_MAX_PIXELS
-from packer.transforms import Transform
 
 app = typer.Typer(
     name="pack",
@@ -224,6 +223,7 @@ def convert(
     Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
     """
     from packer.conversion import convert as run_convert
+    from packer.transforms import Transform
 
     report = run_convert(
         src,

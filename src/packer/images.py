@@ -16,7 +16,7 @@ import struct
 import warnings
 from collections.abc import Iterator
 
-from PIL import Image
+# Pillow is imported only where an image is decoded: the quick check needs none of it.
 
 VALIDATE_MODES = ("none", "quick", "full")
 #: Pillow's own limit; larger images are refused unless --max-pixels raises it.
@@ -113,6 +113,8 @@ def full_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
     reason = quick_check(data, max_pixels)
     if reason is not None and reason.startswith(("empty", "not an image", "decompression bomb")):
         return reason
+    from PIL import Image
+
     try:
         with pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -126,6 +128,8 @@ def full_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
 @contextlib.contextmanager
 def pixel_limit(max_pixels: int) -> Iterator[None]:
     """Within the block, Pillow refuses images over ``max_pixels`` (its bomb warning is an error)."""
+    from PIL import Image
+
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from packer.backends.base import Backend
 from packer.errors import PluginError, UsageError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "packer.backends"
 
@@ -37,6 +40,8 @@ class BackendSource:
 
 
 def _plugin_entry_points() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points  # ~20 ms: only when a plugin may be needed
+
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         # A plugin cannot shadow a built-in, and the first distribution to claim a name keeps it.
