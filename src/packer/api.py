@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from packer.conversion import ConvertReport, convert, make_backend
+from packer.conversion import ConvertReport, convert
 from packer.errors import PackerError, PackError
 from packer.images import full_check
 from packer.manifest import INDEX_FILES, Index, Manifest, sha256_file
 from packer.pack import Pack, Sample, open_pack
 from packer.progress import NoProgress, Progress
-from packer.registry import backend_sources
+from packer.registry import backend_sources, make_backend
 
 __all__ = [
     "ConvertReport",

@@ -32,7 +32,7 @@ from packer.errors import OutputError, SourceError, UsageError
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, check_image, pixel_limit
 from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, sha256_file
 from packer.progress import NoProgress, Progress
-from packer.registry import get_backend_class
+from packer.registry import get_backend_class, make_backend
 from packer.scanner import IMAGE_EXTENSIONS, Skipped, scan_tree, split_key
 from packer.staging import Staging, check_destination
 
@@ -105,7 +105,8 @@ class ShardResult:
     locations: np.ndarray
     crc32: np.ndarray
     extension_ids: np.ndarray
-    keys: list[bytes]
+    key_blob: bytes  # the shard's keys, UTF-8 (surrogateescape), back to back
+    key_lengths: np.ndarray  # uint32 byte length of each key
     skipped: list[Skipped]
     source_bytes: int
     payload_bytes: int
@@ -147,15 +148,6 @@ class ConvertReport:
             "skipped": [s.to_dict() for s in self.skipped],
             "resumed_shards": self.resumed_shards,
         }
-
-
-def make_backend(
-    name: str,
-    options: Mapping[str, Any] | None = None,
-    pixel_shape: tuple[int, int, int] | None = None,
-) -> Backend:
-    cls = get_backend_class(name)
-    return cls(cls.options_class.from_dict(options or {}, backend=name), pixel_shape=pixel_shape)
 
 
 def _pixel_shape(
@@ -247,7 +239,8 @@ def write_shard(
     consumed = stop - start
     offsets, lengths, crcs = array("Q"), array("Q"), array("I")
     kept = np.zeros(stop - start, dtype=bool)
-    keys: list[bytes] = []
+    key_blob = bytearray()
+    key_lengths = array("I")
     skipped: list[Skipped] = []
     source_bytes = 0
     pending = pending_bytes = 0
@@ -298,7 +291,9 @@ def write_shard(
             lengths.append(length)
             crcs.append(crc32(data))
             kept[i] = True
-            keys.append(key.encode("utf-8", "surrogateescape"))
+            encoded = key.encode("utf-8", "surrogateescape")
+            key_blob += encoded
+            key_lengths.append(len(encoded))
             source_bytes += size
             payload_bytes += len(data)
             if on_progress is not None:
@@ -309,7 +304,7 @@ def write_shard(
                     pending = pending_bytes = 0
     if on_progress is not None and pending:
         on_progress(pending, pending_bytes)
-    n = len(keys)
+    n = len(key_lengths)
     locations = np.empty((n, 3), dtype=np.uint64)
     locations[:, 0] = job.shard
     final = writer.final_locations()
@@ -331,7 +326,8 @@ def write_shard(
         locations,
         np.asarray(crcs, dtype=np.uint32),
         job.extension_ids[start : start + consumed][kept],
-        keys,
+        bytes(key_blob),
+        np.frombuffer(key_lengths, dtype=np.uint32),
         skipped,
         source_bytes,
         payload_bytes,
@@ -458,7 +454,6 @@ def _plan_digest(job: ShardJob, backend: Backend, extra: dict[str, Any]) -> str:
 
 def _save_result(folder: Path, result: ShardResult) -> None:
     """Record a finished shard so that ``--resume`` can reuse it (written atomically)."""
-    lengths = np.fromiter((len(k) for k in result.keys), dtype=np.int64, count=len(result.keys))
     stem = folder / f"shard-{result.shard:05d}"
     tmp = stem.with_suffix(".tmp.npz")
     with open(tmp, "wb") as f:
@@ -468,8 +463,8 @@ def _save_result(folder: Path, result: ShardResult) -> None:
             locations=result.locations,
             crc32=result.crc32,
             extension_ids=result.extension_ids,
-            key_lengths=lengths,
-            key_blob=np.frombuffer(b"".join(result.keys), dtype=np.uint8),
+            key_lengths=result.key_lengths,
+            key_blob=np.frombuffer(result.key_blob, dtype=np.uint8),
         )
     tmp.rename(stem.with_suffix(".npz"))
     info = {
@@ -502,9 +497,6 @@ def _load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
             ):
                 continue
             with np.load(info_path.with_suffix(".npz"), allow_pickle=False) as arrays:
-                blob = arrays["key_blob"].tobytes()
-                ends = np.cumsum(arrays["key_lengths"]).tolist()
-                keys = [blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
                 found[shard] = ShardResult(
                     shard,
                     data_file,
@@ -512,7 +504,8 @@ def _load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
                     arrays["locations"],
                     arrays["crc32"],
                     arrays["extension_ids"],
-                    keys,
+                    arrays["key_blob"].tobytes(),
+                    arrays["key_lengths"],
                     [Skipped(x["path"], x["reason"]) for x in info["skipped"]],
                     int(info["source_bytes"]),
                     int(info["payload_bytes"]),
@@ -669,7 +662,8 @@ def convert(
                         result.locations,
                         result.crc32,
                         result.extension_ids,
-                        result.keys,
+                        result.key_blob,
+                        result.key_lengths,
                     )
                     data_files.append(result.data_file)
                     skipped.extend(result.skipped)

@@ -291,21 +291,24 @@ class IndexWriter:
         locations: np.ndarray,
         crc32: np.ndarray,
         extension: np.ndarray,
-        keys: list[bytes],
+        key_blob: bytes,
+        key_lengths: np.ndarray,
     ) -> None:
-        n = len(keys)
+        n = len(key_lengths)
         columns = {"labels": labels, "locations": locations, "crc32": crc32, "extension": extension}
         for name, arr in columns.items():
             dtype, tail, _ = INDEX_ARRAYS[name]
             arr = np.ascontiguousarray(arr, dtype=dtype)
             assert arr.shape == (n, *tail), (name, arr.shape)
             self._raw[name].write(arr.tobytes())
-        lengths = np.fromiter((len(k) for k in keys), dtype="<u8", count=n)
+        lengths = np.asarray(key_lengths, dtype="<u8")
+        if int(lengths.sum()) != len(key_blob):
+            raise ValueError("key lengths do not add up to the key blob")
         self._raw["key_offsets"].write(
             (self._key_end + np.cumsum(lengths, dtype="<u8")).astype("<u8").tobytes()
         )
-        self._keys.write(b"".join(keys))
-        self._key_end += int(lengths.sum())
+        self._keys.write(key_blob)
+        self._key_end += len(key_blob)
         self.count += n
 
     def finish(self) -> None:
@@ -328,16 +331,22 @@ class IndexWriter:
         np.save(self.dir / "key_order.npy", self._sorted_key_order(), allow_pickle=False)
 
     def _sorted_key_order(self) -> np.ndarray:
-        offsets = np.load(self.dir / "key_offsets.npy", allow_pickle=False)
-        blob = (self.dir / KEYS_FILE).read_bytes()
+        """Sample ids in key order: keys are laid out as fixed-width byte strings (zero-padded; keys
+        never contain NUL) and sorted by numpy's memcmp in C. Rows are filled block by block with
+        vectorised scatters, so no Python object is made per key."""
+        offsets = map_npy(self.dir / "key_offsets.npy", "<u8", (self.count + 1,)).astype(np.int64)
+        blob = np.fromfile(self.dir / KEYS_FILE, dtype=np.uint8)
         lengths = np.diff(offsets)
         width = max(1, int(lengths.max()) if len(lengths) else 1)
-        # Fixed-width byte strings sort with memcmp in C; keys never contain NUL bytes.
-        fixed = np.zeros(self.count, dtype=f"S{width}")
-        bounds = offsets.tolist()
-        for i in range(self.count):
-            fixed[i] = blob[bounds[i] : bounds[i + 1]]
-        return np.argsort(fixed, kind="stable").astype("<u8")
+        fixed = np.zeros((self.count, width), dtype=np.uint8)
+        block = 65536
+        for a in range(0, self.count, block):
+            b = min(self.count, a + block)
+            lens = lengths[a:b]
+            rows = np.repeat(np.arange(a, b), lens)
+            cols = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+            fixed[rows, cols] = blob[offsets[a] : offsets[b]]
+        return np.argsort(fixed.view(f"S{width}").ravel(), kind="stable").astype("<u8")
 
     def abort(self) -> None:
         for f in [*self._raw.values(), self._keys]:

@@ -20,6 +20,7 @@ import numpy as np
 from packer.backends.base import Backend, MmapRangeReader, ShardReader
 from packer.errors import PackError
 from packer.manifest import Index, Manifest, decode_key
+from packer.registry import make_backend
 
 
 class Sample(NamedTuple):
@@ -45,8 +46,6 @@ class Pack:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, in_memory: bool = False) -> None:
-        from packer.conversion import make_backend
-
         self.path = Path(path)
         self.in_memory = in_memory
         self._dir_fd = -1

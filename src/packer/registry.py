@@ -7,8 +7,9 @@ third-party plugin only matters to the command that uses it (as a one-line Plugi
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packer.backends.base import Backend
 from packer.errors import PluginError, UsageError
@@ -94,3 +95,13 @@ def get_backend_class(name: str) -> type[Backend]:
 
 def backend_names() -> list[str]:
     return [s.name for s in backend_sources()]
+
+
+def make_backend(
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    pixel_shape: tuple[int, int, int] | None = None,
+) -> Backend:
+    """An instance of backend ``name`` with ``options`` (validated against its options class)."""
+    cls = get_backend_class(name)
+    return cls(cls.options_class.from_dict(options or {}, backend=name), pixel_shape=pixel_shape)
