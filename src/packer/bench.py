@@ -171,6 +171,16 @@ def evict(path: Path) -> None:
             os.close(fd)
 
 
+def warm(path: Path) -> None:
+    """Read a file or tree through once, so that a warm pass measures reading, not the disk (some
+    machines reclaim idle page cache quickly)."""
+    buffer = bytearray(1 << 20)
+    for file in _files(path):
+        with open(file, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+
+
 def resident_fraction(path: Path) -> float | None:
     """Fraction of a file's pages in the page cache (``mincore``), or None where unavailable."""
     libc_name = ctypes.util.find_library("c")
@@ -419,6 +429,8 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
             fraction = resident_fraction(largest)
             if fraction is not None:
                 plan.cold_checks.append(fraction)
+        else:
+            warm(system.path)
 
     def sequential() -> int:
         read = reader.read
