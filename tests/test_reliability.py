@@ -192,7 +192,6 @@ def test_many_readers_while_another_pack_converts(tree: Path, tmp_path: Path) ->
         assert int(out) == expected
 
 
-@pytest.mark.skipif(os.geteuid() != 0 and sys.platform != "linux", reason="linux only")
 def test_write_error_in_worker_process_is_reported(tree: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "packer", "convert", str(tree), str(tmp_path / "w.pack"), "-f", "tar",
