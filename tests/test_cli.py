@@ -220,3 +220,16 @@ def test_transform_options(demo_tree: Path, tmp_path: Path) -> None:
 
     with open_pack(tmp_path / "d") as p:
         assert p[0].ext == "webp" and p[0].data[8:12] == b"WEBP"
+
+
+def test_compact_numbers_in_tables() -> None:
+    from packer.cli import _compact
+
+    assert [_compact(v) for v in (986_000, 12_500, 9_999, 1_280_000, 3.14159, 250.4)] == [
+        "986k",
+        "12.5k",
+        "9999",
+        "1.28M",
+        "3.14",
+        "250",
+    ]

@@ -131,9 +131,9 @@ class CliProgress:
 
 def _compact(value: float) -> str:
     """394_512 -> '395k': table cells stay narrow."""
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
+    for threshold, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / unit:.3g}{suffix}"
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
