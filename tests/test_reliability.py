@@ -59,8 +59,18 @@ def _start(tree: Path, dst: Path, *extra: str) -> subprocess.Popen[bytes]:
         "-q",
     ]
     return subprocess.Popen(
-        [*args, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [*args, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    # A background job of a non-interactive shell (as CI may run us) starts with SIGINT ignored, and
+    # Python keeps an ignored SIGINT ignored: give the child the terminal's default behaviour.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(path: Path, timeout: float = 60) -> None:
