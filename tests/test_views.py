@@ -57,3 +57,11 @@ def test_bad_indices(pack: Pack) -> None:
         View(pack, [len(pack)])
     with pytest.raises(UsageError):
         View(pack).percent(50, 10)
+
+
+def test_iteration_of_ascii_keys_matches_random_access(
+    pack: Pack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("packer.pack._CHUNK", 7)
+    assert list(pack) == [pack[i] for i in range(len(pack))]
+    assert all(s.key.isascii() for s in pack)

@@ -8,6 +8,7 @@ so it can be handed to DataLoader workers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import os
 import types
@@ -247,19 +248,33 @@ class Pack:
         return self[self.index_of(key)]
 
     def __iter__(self) -> Iterator[Sample]:
-        """All samples in pack order; index rows and keys are pulled in blocks."""
+        """All samples in pack order. Index rows, keys and payloads are pulled a block at a time and
+        Samples are assembled by ``map``/``zip`` in C: no Python-level loop runs per sample except
+        the key decoding."""
         exts = self._extensions
-        keys = self.index.iter_keys()
         ext_ids = self.index.extension
+        key_offsets = self.index.key_offsets
+        blob = self.index.keys_blob()
         for start, data, labels in self._blocks():
+            stop = start + len(labels)
+            rows = key_offsets[start : stop + 1] - key_offsets[start]
+            chunk = blob[int(key_offsets[start]) : int(key_offsets[stop])]
+            starts, ends = rows[:-1].tolist(), rows[1:].tolist()
+            keys: list[str]
+            if chunk.isascii():  # byte offsets are character offsets: slice one decoded str, in C
+                keys = list(map(chunk.decode("ascii").__getitem__, map(slice, starts, ends)))
+            else:
+                keys = [
+                    chunk[a:b].decode("utf-8", "surrogateescape")
+                    for a, b in zip(starts, ends, strict=True)
+                ]
             try:
-                names = [exts[e] for e in ext_ids[start : start + len(labels)].tolist()]
+                names = [exts[e] for e in ext_ids[start:stop].tolist()]
             except IndexError:
                 raise PackError(
                     f"{self.path}: a sample has an unknown extension id; run `pack verify`"
                 ) from None
-            for d, label, ext in zip(data, labels, names, strict=True):
-                yield _new_tuple(Sample, (next(keys), label, d, ext))
+            yield from map(_make_sample, zip(keys, labels, data, names, strict=True))
 
     def iter_raw(self) -> Iterator[tuple[bytes, int]]:
         """``(stored bytes, label)`` of every sample in pack order: the fastest sequential pass
@@ -336,6 +351,7 @@ class Pack:
 
 
 _new_tuple = tuple.__new__
+_make_sample = functools.partial(_new_tuple, Sample)  # Sample from a 4-tuple, in C
 
 
 class _HotIndex:

@@ -215,10 +215,15 @@ class BackendConformance:
             assert pack.read(i) == sample.data
             assert sample.label == label
 
-    def test_sequential_and_random_agree(self, pack: Pack) -> None:
+    @pytest.mark.parametrize("block", [4096, 5])
+    def test_sequential_and_random_agree(
+        self, pack: Pack, block: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("packer.pack._CHUNK", block)  # small blocks: every boundary is crossed
         sequential = list(pack)
         assert sequential == [pack[i] for i in range(len(pack))]
         assert sequential[::-1] == [pack[i] for i in reversed(range(len(pack)))]
+        assert list(pack.iter_raw()) == [(s.data, s.label) for s in sequential]
 
     # -- determinism ------------------------------------------------------------------------
 
