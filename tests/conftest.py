@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from packer.demo import make_demo_tree
 PLUGINS = Path(__file__).parent / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
+# ... and in the Python subprocesses tests start (pack bench's open probe, CLI runs).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])
+)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ import numpy as np
 
 from packer import __version__
 from packer.conversion import convert
-from packer.errors import SourceError, UsageError
+from packer.errors import PackError, SourceError, UsageError
 from packer.pack import Pack, open_pack
 from packer.progress import NoProgress, Progress
 from packer.registry import backend_names
@@ -307,7 +307,7 @@ def bench(
         raise UsageError("--repeat and --random must be at least 1")
     names = list(formats or ["all"])
     if names == ["all"]:
-        names = [n for n in backend_names() if n != "dummy"]
+        names = backend_names()
     known = backend_names()
     for name in names:
         if name not in known:
@@ -414,8 +414,11 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
     values["size_ratio"] = allocated_bytes(system.path) / max(1, plan.source_allocated)
     probe = subprocess.run(
         [sys.executable, "-c", _OPEN_PROBE, "folder" if is_folder else "pack", str(system.path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PackError(f"{system.path}: opening it in a fresh process failed ({last})")
     values.update(json.loads(probe.stdout))
     progress.advance(1, 0)
     reader: Any = _FolderReader(system.path) if is_folder else open_pack(system.path)
