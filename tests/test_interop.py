@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -174,6 +175,12 @@ def test_memmap_reads_back_with_numpy(source: Path, tmp_path: Path) -> None:
     assert datas == [d for _, _, d in _pack_samples(tmp_path / "p")]
 
 
+def _table_rows(table: Any) -> list[tuple[str, int, bytes]]:
+    """(key, label, data) rows of an Arrow table read from an arrow or parquet shard."""
+    columns = (table.column(name).to_pylist() for name in ("key", "label", "data"))
+    return list(zip(*columns, strict=True))
+
+
 def test_arrow_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.ipc as ipc
@@ -184,14 +191,7 @@ def test_arrow_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
         with pa.memory_map(str(shard)) as source_file:
             table = ipc.open_file(source_file).read_all()
             assert table.schema.field("data").type == pa.binary()
-            rows += list(
-                zip(
-                    table.column("key").to_pylist(),
-                    table.column("label").to_pylist(),
-                    table.column("data").to_pylist(),
-                    strict=True,
-                )
-            )
+            rows += _table_rows(table)
     assert rows == _pack_samples(tmp_path / "p")
 
 
@@ -206,14 +206,7 @@ def test_parquet_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
         data_column = meta.row_group(0).column(2)
         assert data_column.compression == "UNCOMPRESSED" and not data_column.is_stats_set
         table = pq.read_table(shard)
-        rows += list(
-            zip(
-                table.column("key").to_pylist(),
-                table.column("label").to_pylist(),
-                table.column("data").to_pylist(),
-                strict=True,
-            )
-        )
+        rows += _table_rows(table)
     assert rows == _pack_samples(tmp_path / "p")
 
 

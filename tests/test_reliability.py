@@ -73,6 +73,13 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _interrupt(proc: subprocess.Popen[bytes], dst: Path, after_shard: int, sig: int) -> bytes:
+    """Send ``sig`` once shard ``after_shard`` is recorded; return the child's stderr."""
+    _wait_for(partial_path(dst) / RESUME_DIR / f"shard-{after_shard:05d}.json")
+    proc.send_signal(sig)
+    return proc.communicate(timeout=60)[1]
+
+
 def _wait_for(path: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -84,9 +91,7 @@ def test_sigkill_leaves_no_pack_and_resume_is_byte_identical(tree: Path, tmp_pat
     reference = convert(tree, tmp_path / "reference.pack", "tar", samples_per_shard=6).path
     dst = tmp_path / "out.pack"
     proc = _start(tree, dst)
-    _wait_for(partial_path(dst) / RESUME_DIR / "shard-00003.json")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+    _interrupt(proc, dst, 3, signal.SIGKILL)
     assert not dst.exists()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # hidden ones
     assert leftovers == [partial_path(dst).name]  # exactly one, clearly named
@@ -99,9 +104,7 @@ def test_sigkill_leaves_no_pack_and_resume_is_byte_identical(tree: Path, tmp_pat
 def test_next_run_without_resume_cleans_the_leftover(tree: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.pack"
     proc = _start(tree, dst)
-    _wait_for(partial_path(dst) / RESUME_DIR / "shard-00001.json")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+    _interrupt(proc, dst, 1, signal.SIGKILL)
     report = convert(tree, dst, "tar", samples_per_shard=6)
     assert report.resumed_shards == 0 and not partial_path(dst).exists()
     assert open_pack(dst).manifest.num_samples == 120
@@ -114,9 +117,7 @@ def test_resume_starts_over_when_the_source_changed(tree: Path, tmp_path: Path) 
     shutil.copytree(tree, src)
     dst = tmp_path / "out.pack"
     proc = _start(src, dst)
-    _wait_for(partial_path(dst) / RESUME_DIR / "shard-00002.json")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
+    _interrupt(proc, dst, 2, signal.SIGKILL)
     (src / "circle" / "circle_0000.jpg").unlink()
     report = convert(src, dst, "tar", samples_per_shard=6, resume=True)
     assert report.resumed_shards == 0
@@ -128,9 +129,7 @@ def test_resume_starts_over_when_the_source_changed(tree: Path, tmp_path: Path) 
 def test_ctrl_c_stops_workers_cleans_up_and_exits_130(tree: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.pack"
     proc = _start(tree, dst, "--workers", "2")
-    _wait_for(partial_path(dst) / RESUME_DIR / "shard-00001.json")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    err = _interrupt(proc, dst, 1, signal.SIGINT)
     assert proc.returncode == 130, err
     assert b"interrupted" in err and b"Traceback" not in err
     assert not dst.exists() and not partial_path(dst).exists()
@@ -139,9 +138,7 @@ def test_ctrl_c_stops_workers_cleans_up_and_exits_130(tree: Path, tmp_path: Path
 def test_sigterm_cleans_up_like_ctrl_c(tree: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.pack"
     proc = _start(tree, dst)
-    _wait_for(partial_path(dst) / RESUME_DIR / "shard-00001.json")
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    _interrupt(proc, dst, 1, signal.SIGTERM)
     assert proc.returncode == 130
     assert not dst.exists() and not partial_path(dst).exists()
 

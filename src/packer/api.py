@@ -14,7 +14,7 @@ import numpy as np
 from packer.conversion import ConvertReport, convert
 from packer.errors import PackerError, PackError
 from packer.images import full_check
-from packer.manifest import INDEX_FILES, Index, Manifest, sha256_file
+from packer.manifest import INDEX_FILES, Index, Manifest, sha256_file, tree_bytes
 from packer.pack import Pack, Sample, open_pack
 from packer.progress import NoProgress, Progress
 from packer.registry import backend_sources, make_backend
@@ -33,15 +33,11 @@ __all__ = [
 ]
 
 
-def _disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def inspect_pack(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What is in a pack, from its manifest (no data file is read). The ``pack inspect --json`` doc."""
     root = Path(path)
     m = Manifest.read(root)
-    pack_bytes = _disk_bytes(root)
+    pack_bytes = tree_bytes(root)
     source_bytes = int(m.source.get("bytes", 0) or 0)
     return {
         "path": str(root),
@@ -230,7 +226,7 @@ def _sample_where(pack: Pack, i: int) -> str:
 
 def list_formats() -> list[dict[str, Any]]:
     """Every backend with its origin, summary and options; a broken plugin is listed with its error."""
-    from packer.registry import _load
+    from packer.registry import load_backend
 
     out: list[dict[str, Any]] = []
     for source in backend_sources():
@@ -240,7 +236,7 @@ def list_formats() -> list[dict[str, Any]]:
             "target": source.target,
         }
         try:
-            cls = _load(source)
+            cls = load_backend(source)
         except PackerError as exc:
             entry.update(summary="", options={}, error=str(exc))
         else:

@@ -30,7 +30,7 @@ from packer import __version__
 from packer.backends.base import Backend
 from packer.errors import OutputError, SourceError, UsageError
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, check_image, pixel_limit
-from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, sha256_file
+from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, sha256_file, tree_bytes
 from packer.progress import NoProgress, Progress
 from packer.registry import get_backend_class, make_backend
 from packer.scanner import IMAGE_EXTENSIONS, Skipped, scan_tree, split_key
@@ -188,14 +188,9 @@ def plan_shards(
 
 def _file_sizes(root: Path, paths: list[str]) -> np.ndarray:
     prefix = os.fspath(root) + os.sep
-    stat = os.stat
-    sizes = array("q")
-    for rel in paths:
-        try:
-            sizes.append(stat(prefix + rel).st_size)
-        except OSError:
-            sizes.append(0)  # the read in the writer reports the real error
-    return np.frombuffer(sizes, dtype=np.int64)
+    return np.fromiter(
+        (_stat_size(prefix + rel) for rel in paths), dtype=np.int64, count=len(paths)
+    )
 
 
 def read_file(path: str) -> bytes:
@@ -338,10 +333,12 @@ def write_shard(
 
 
 def _stat_size(path: str) -> int:
+    """A file's size for the shard cut rule; 0 if it cannot be stat'ed (the read then reports the
+    real error). The up-front plan and the writer's cut-while-reading both count with this."""
     try:
         return os.stat(path).st_size
     except OSError:
-        return 0  # as in _file_sizes: the plan and the stream must count the same
+        return 0
 
 
 def _ignore_sigint() -> None:
@@ -702,7 +699,7 @@ def convert(
                 sample_shape=list(pixel_shape) if pixel_shape is not None else None,
             )
             manifest.write(staging.path)
-            pack_bytes = sum(f.stat().st_size for f in staging.path.rglob("*") if f.is_file())
+            pack_bytes = tree_bytes(staging.path)
             staging.commit()
     except OSError as exc:
         # Source read errors were handled per file; anything else is the output side failing.

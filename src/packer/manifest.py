@@ -258,6 +258,11 @@ def write_file_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def tree_bytes(path: Path) -> int:
+    """Apparent size of every file under ``path`` (a pack folder)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def sha256_file(path: Path) -> str:
     import hashlib
 

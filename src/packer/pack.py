@@ -211,19 +211,13 @@ class Pack:
         return self._fetch(f, off, n, i)
 
     def __getitem__(self, i: int) -> Sample:
-        # The public random-access hot path: everything is inlined, index columns are read through
-        # memoryviews, and the Sample is built with tuple.__new__ (NamedTuple's __new__ is Python).
-        if type(i) is not int:
-            i = operator.index(i)
+        # Index columns are read through memoryviews and the Sample is built with tuple.__new__
+        # (NamedTuple's own __new__ is Python code): the public random-access hot path.
+        data = self.read(i)  # also checks i
+        i = operator.index(i)
         if i < 0:
             i += self._n
-        if not 0 <= i < self._n:
-            raise IndexError(f"sample {i} out of range for a pack of {self._n}")
         hot = self._hot or self._hot_index()
-        f, off, n = hot.locations[i].tolist()
-        maps = self._maps
-        if maps is None or f >= len(maps) or len(data := maps[f][off : off + n]) != n:
-            data = self._fetch(f, off, n, i)
         key_offsets = hot.key_offsets
         key = hot.keys[key_offsets[i] : key_offsets[i + 1]].decode("utf-8", "surrogateescape")
         try:

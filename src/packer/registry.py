@@ -60,7 +60,7 @@ def backend_sources() -> list[BackendSource]:
     return sources
 
 
-def _load(source: BackendSource) -> type[Backend]:
+def load_backend(source: BackendSource) -> type[Backend]:
     module_name, _, attr = source.target.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr) if attr else None
@@ -85,10 +85,10 @@ def _load(source: BackendSource) -> type[Backend]:
 def get_backend_class(name: str) -> type[Backend]:
     """The Backend class registered under ``name``."""
     if name in BUILTIN_BACKENDS:  # no entry-point scan: opening a pack must stay in the ms range
-        return _load(BackendSource(name, BUILTIN_BACKENDS[name], "built-in"))
+        return load_backend(BackendSource(name, BUILTIN_BACKENDS[name], "built-in"))
     for source in backend_sources():
         if source.name == name:
-            return _load(source)
+            return load_backend(source)
     known = ", ".join(s.name for s in backend_sources())
     raise UsageError(f"unknown format {name!r}; available formats: {known} (see `pack formats`)")
 
