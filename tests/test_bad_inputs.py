@@ -148,13 +148,20 @@ def test_symlinks(tmp_path: Path) -> None:
     (src / "cls").mkdir(parents=True)
     outside = tmp_path / "elsewhere.jpg"
     outside.write_bytes(_good())
-    (src / "cls" / "linked.jpg").symlink_to(outside)  # pointing outside SRC: followed
+    (src / "cls" / "linked.jpg").symlink_to(outside)  # pointing outside SRC: a policy
     (src / "cls" / "loop").symlink_to(src / "cls")  # a loop: visited once
     (src / "cls" / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (src / "cls" / "real.jpg").write_bytes(_good())
     with pytest.raises(SourceError, match="dangling.jpg: broken symbolic link"):
         convert(src, tmp_path / "p", "tar")
-    report = convert(src, tmp_path / "q", "tar", on_error="skip")
-    assert report.num_samples == 1 and open_pack(tmp_path / "q")[0].data == outside.read_bytes()
+    report = convert(src, tmp_path / "q", "tar", on_error="skip")  # default: --symlinks inside
+    assert report.num_samples == 1 and list(open_pack(tmp_path / "q").keys()) == ["cls/real"]
+    kinds = {(w.kind, w.path) for w in report.warnings}
+    assert ("symlink-outside", "cls/linked.jpg") in kinds
+    assert ("folder-reached-twice", "cls/loop") in kinds
+    report = convert(src, tmp_path / "r", "tar", on_error="skip", symlinks="follow")
+    assert report.num_samples == 2 and open_pack(tmp_path / "r")[0].data == outside.read_bytes()
+    assert any(w.kind == "symlink-outside" and "followed" in w.message for w in report.warnings)
 
 
 @pytest.mark.parametrize("backend", ["tar", "zip", "lmdb", "arrow", "hdf5"])

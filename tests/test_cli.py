@@ -96,7 +96,7 @@ def test_force_never_replaces_a_folder_that_is_not_a_pack(demo_tree: Path, tmp_p
         (("convert", "{tree}", "{dst}", "--shard-size", "lots"), errors.EXIT_USAGE, "512MB"),
         (("convert", "{tree}", "{dst}", "--on-error", "maybe"), errors.EXIT_USAGE, "--on-error"),
         (("convert", "{tree}", "{tree}/inside"), errors.EXIT_USAGE, "outside the source"),
-        (("convert", "{empty}", "{dst}"), errors.EXIT_SOURCE, "no images found"),
+        (("convert", "{empty}", "{dst}"), errors.EXIT_SOURCE, "no samples found"),
         (("inspect", "{missing}"), errors.EXIT_BAD_PACK, "not a pack"),
         (("verify", "{missing}"), errors.EXIT_BAD_PACK, "not a pack"),
     ],

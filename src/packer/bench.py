@@ -325,7 +325,7 @@ def bench(
         reader = _FolderReader(source)
         n = len(reader)
         if n == 0:
-            raise SourceError(f"{src_path}: no images found to benchmark")
+            raise SourceError(f"{src_path}: no samples found to benchmark")
         sizes = np.fromiter((os.stat(p).st_size for p in reader.paths), dtype=np.int64, count=n)
         total = int(sizes.sum())
         order = np.random.default_rng(0).integers(0, n, size=random_reads).tolist()

@@ -19,7 +19,7 @@ import signal
 import time
 import zlib
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,11 +29,30 @@ import numpy as np
 from packer import __version__
 from packer.backends.base import Backend
 from packer.errors import OutputError, SourceError, UsageError
-from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, check_image, pixel_limit
+from packer.images import (
+    DEFAULT_MAX_PIXELS,
+    EXTENSION_FORMATS,
+    VALIDATE_MODES,
+    check_image,
+    decode_error_reason,
+    pixel_limit,
+    sniff_format,
+)
 from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, sha256_file, tree_bytes
 from packer.progress import NoProgress, Progress
 from packer.registry import get_backend_class, make_backend
-from packer.scanner import IMAGE_EXTENSIONS, Skipped, scan_tree, split_key
+from packer.scanner import (
+    DEFAULT_SYMLINKS,
+    IMAGE_EXTENSIONS,
+    Scan,
+    MAX_LISTED,
+    Finding,
+    Omissions,
+    Skipped,
+    parse_extensions,
+    sample_key,
+    scan_tree,
+)
 from packer.staging import Staging, check_destination
 
 if TYPE_CHECKING:
@@ -95,6 +114,12 @@ class ShardJob:
     start: int = 0
     stop: int | None = None
     byte_limit: int | None = None
+    #: paths whose key keeps the extension (names differing only by extension)
+    full_keys: frozenset[str] = frozenset()
+    #: lower-case extensions of files that are images and so validated; others are plain bytes
+    image_extensions: frozenset[str] = frozenset()
+    #: check every sample, write nothing (``--dry-run``)
+    dry_run: bool = False
 
 
 @dataclass
@@ -113,6 +138,7 @@ class ShardResult:
     start: int = 0
     consumed: int = 0  # samples of the plan this shard took, skipped ones included
     planned_bytes: int = 0  # their source sizes, skipped ones included (what the cut rule counts)
+    findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass
@@ -130,11 +156,15 @@ class ConvertReport:
     seconds: float
     skipped: list[Skipped] = field(default_factory=list)
     resumed_shards: int = 0
+    ignored: Omissions = field(default_factory=Omissions)
+    warnings: list[Finding] = field(default_factory=list)
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "backend": self.backend,
+            "dry_run": self.dry_run,
             "num_samples": self.num_samples,
             "num_classes": self.num_classes,
             "data_files": self.data_files,
@@ -147,6 +177,12 @@ class ConvertReport:
             else None,
             "skipped": [s.to_dict() for s in self.skipped],
             "resumed_shards": self.resumed_shards,
+            "ignored": {
+                "count": self.ignored.count,
+                "by_reason": dict(sorted(self.ignored.by_reason.items())),
+                "files": [s.to_dict() for s in self.ignored.listed],
+            },
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
 
@@ -219,6 +255,9 @@ def write_shard(
     """
     backend = make_backend(job.backend_name, job.backend_options, job.pixel_shape)
     out = Path(job.out_dir) / backend.data_file_name(job.shard)
+    full_keys = job.full_keys
+    images = job.image_extensions
+    findings: list[Finding] = []
     transform: Transform | None = None
     if job.transform is not None:
         from packer.transforms import Transform
@@ -242,7 +281,7 @@ def write_shard(
     labels = job.labels[start:stop].tolist()
     validate = job.validate
     crc32 = zlib.crc32
-    writer = backend.open_writer(out)
+    writer = _DiscardWriter(out) if job.dry_run else backend.open_writer(out)
     # One thread reads: a read-ahead thread was measured slower here (GIL hand-offs per file cost
     # more than the overlapped system calls save on small files).
     with writer:
@@ -260,9 +299,12 @@ def write_shard(
                 consumed = i  # this sample opens the next shard
                 break
             planned_bytes += size
-            if reason is None and validate != "none":
+            key, ext = sample_key(rel, rel in full_keys)
+            is_image = ext.lower() in images
+            if reason is None and validate != "none" and is_image:
                 reason = check_image(data, validate, job.max_pixels)
-            key, _, ext = rel.rpartition(".")
+                if reason is None:
+                    _check_content(rel, ext, data, findings)
             if reason is None and transform is not None:
                 try:
                     with pixel_limit(job.max_pixels):
@@ -273,9 +315,9 @@ def write_shard(
                 except UsageError:
                     raise
                 except Exception as exc:  # Pillow raises many types for undecodable input
-                    reason = f"does not decode ({type(exc).__name__}: {exc})"
+                    reason = decode_error_reason(exc)
             if reason is not None:
-                if job.on_error == "fail":
+                if job.on_error == "fail" and not job.dry_run:
                     raise SourceError(
                         f"{root + rel}: {reason}; fix or remove the file, or pass --on-error skip"
                     )
@@ -312,7 +354,10 @@ def write_shard(
     elif n:
         locations[:, 1] = np.frombuffer(offsets, dtype=np.uint64)
         locations[:, 2] = np.frombuffer(lengths, dtype=np.uint64)
-    data_file = DataFile(out.name, n, out.stat().st_size, writer.sha256 or sha256_file(out))
+    if job.dry_run:
+        data_file = DataFile(out.name, n, 0, "")
+    else:
+        data_file = DataFile(out.name, n, out.stat().st_size, writer.sha256 or sha256_file(out))
     kept = kept[:consumed]
     return ShardResult(
         job.shard,
@@ -329,7 +374,47 @@ def write_shard(
         start,
         consumed,
         planned_bytes,
+        findings,
     )
+
+
+def _check_content(rel: str, ext: str, data: bytes, findings: list[Finding]) -> None:
+    """Warn when a valid image's content is not the format its extension says (a PNG named .jpg)."""
+    expected = EXTENSION_FORMATS.get(ext.lower())
+    actual = sniff_format(data)
+    if expected is not None and actual is not None and actual != expected:
+        findings.append(
+            Finding(
+                "extension-mismatch",
+                rel,
+                f"content is {actual} but the extension says {expected} (decoders that trust the "
+                "extension will fail; rename it)",
+            )
+        )
+
+
+class _DiscardWriter:
+    """``--dry-run``: accepts samples like a writer and writes nothing."""
+
+    sha256: str | None = None
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.position = 0
+
+    def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
+        offset = self.position
+        self.position += len(data)
+        return offset, len(data)
+
+    def final_locations(self) -> None:
+        return None
+
+    def __enter__(self) -> _DiscardWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _stat_size(path: str) -> int:
@@ -472,6 +557,7 @@ def _save_result(folder: Path, result: ShardResult) -> None:
         "start": result.start,
         "consumed": result.consumed,
         "planned_bytes": result.planned_bytes,
+        "findings": [x.to_dict() for x in result.findings],
     }
     stem.with_suffix(".tmp.json").write_text(json.dumps(info))
     stem.with_suffix(".tmp.json").rename(stem.with_suffix(".json"))
@@ -509,6 +595,7 @@ def _load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
                     int(info["start"]),
                     int(info["consumed"]),
                     int(info["planned_bytes"]),
+                    [Finding(x["kind"], x["path"], x["message"]) for x in info["findings"]],
                 )
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             continue  # a record cut short by the crash: that shard is simply written again
@@ -527,10 +614,12 @@ def convert(
     on_error: str = "fail",
     validate: str = "quick",
     force: bool = False,
-    extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+    extensions: str | Iterable[str] | None = None,
+    symlinks: str = DEFAULT_SYMLINKS,
     transform: Transform | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     resume: bool = False,
+    dry_run: bool = False,
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Pack the class-per-folder tree ``src`` into a new pack at ``dst``.
@@ -547,7 +636,11 @@ def convert(
         on_error: ``fail`` stops at the first bad file; ``skip`` leaves it out and records why.
         validate: ``none``, ``quick`` (signature + end marker) or ``full`` (decode every image).
         force: replace an existing pack at ``dst`` (only after the new one is complete).
-        extensions: file extensions (lower case, no dot) that are samples.
+        extensions: which files are samples: None for ImageFolder's image extensions, a list
+            (``"png,jpg"``), changes to it (``"+gif,-tif"``) or ``"*"`` for every file (see
+            :func:`packer.scanner.parse_extensions`). Only image files are validated.
+        symlinks: ``inside`` (default: follow links whose target is inside SRC), ``follow``
+            (all, each one leaving SRC named in a warning) or ``skip``.
         transform: decode/resize/re-encode at convert time (see :mod:`packer.transforms`); None
             (the default) stores every source file's bytes unchanged. Without ``reencode`` the
             pack stores decoded pixels, which only ``stores_pixels`` backends (memmap, hdf5) accept.
@@ -555,6 +648,8 @@ def convert(
             by ``quick`` validation and enforced while decoding.
         resume: continue an interrupted conversion to the same DST from its finished shards
             (each one checked by sha256); the result is byte-identical to an uninterrupted run.
+        dry_run: scan, read and check every file and report every bad or ignored one; write
+            nothing (``report.skipped`` lists the bad files whatever ``on_error`` is).
         progress: receives progress events (see :mod:`packer.progress`).
     """
     started = time.perf_counter()
@@ -578,26 +673,36 @@ def convert(
         raise UsageError(
             f"{dst_path}: is inside SRC {src_path}; choose a DST outside the source tree"
         )
-    check_destination(dst_path, force=force)  # fail fast, before a long scan
+    if not dry_run:
+        check_destination(dst_path, force=force)  # fail fast, before a long scan
+    wanted = parse_extensions(extensions)
     scan = scan_tree(
         src_path,
-        extensions=extensions,
-        on_bad_file=None if on_error == "fail" else _keep_going,
+        extensions=wanted,
+        symlinks=symlinks,
+        on_bad_file=None if on_error == "fail" and not dry_run else _keep_going,
     )
     skipped = list(scan.skipped)
+    findings = list(scan.findings)
     if len(scan) == 0:
+        listed = "every file" if wanted is None else "extensions " + ", ".join(sorted(wanted))
+        hint = (
+            "; symlinks leaving SRC were left out (pass --symlinks follow to pack them)"
+            if scan.ignored.by_reason.get("symlink leaving SRC")
+            else ""
+        )
+        seen = f" ({scan.ignored.summary()})" if scan.ignored.count else ""
         raise SourceError(
-            f"{src_path}: no images found; expected SRC/<class>/<image> with extensions "
-            f"{', '.join(extensions)}"
+            f"{src_path}: no samples found; expected SRC/<class>/<file> with {listed}{seen}{hint}"
         )
     if transform is not None and transform.reencode is not None:
         ext_names = [transform.encode_extension]  # every sample is re-encoded to one format
         ext_ids = np.zeros(len(scan), dtype=np.uint16)
     else:
-        ext_names = sorted({split_key(p)[1] for p in scan.paths})
+        ext_names = sorted({sample_key(p, False)[1] for p in scan.paths})
         ext_lookup = {e: i for i, e in enumerate(ext_names)}
         ext_ids = np.fromiter(
-            (ext_lookup[split_key(p)[1]] for p in scan.paths), np.uint16, len(scan)
+            (ext_lookup[sample_key(p, False)[1]] for p in scan.paths), np.uint16, len(scan)
         )
     created_by = {
         "tool": "packer",
@@ -606,42 +711,52 @@ def convert(
         "shard_size": limit,
         "samples_per_shard": samples_per_shard,
         "max_pixels": max_pixels,
+        "extensions": "*" if wanted is None else sorted(wanted),
+        "symlinks": symlinks,
     }
+    template = ShardJob(
+        shard=0,
+        root=str(src_path),
+        paths=scan.paths,
+        labels=scan.labels,
+        extension_ids=ext_ids,
+        out_dir=str(dst_path.parent),
+        backend_name=backend.name,
+        backend_options=backend.options.to_dict(),
+        validate=validate,
+        on_error=on_error,
+        transform=transform.to_dict() if transform is not None else None,
+        pixel_shape=pixel_shape,
+        max_pixels=max_pixels,
+        byte_limit=limit,
+        full_keys=scan.full_keys,
+        image_extensions=image_extensions(),
+        dry_run=dry_run,
+    )
+
+    def run_shards(template: ShardJob, done: dict[int, ShardResult]) -> Iterator[ShardResult]:
+        if workers > 1:
+            # Workers need the shard boundaries up front: plan them from file sizes, with the
+            # very rule the sequential writer applies while reading (same output either way).
+            sizes = _file_sizes(src_path, scan.paths) if limit is not None else None
+            bounds = plan_shards(sizes, len(scan), limit, samples_per_shard)
+            jobs = [
+                dataclasses.replace(template, shard=k, start=a, stop=b, byte_limit=None)
+                for k, (a, b) in enumerate(bounds)
+            ]
+            return _run_parallel(jobs, workers, progress, done)
+        return _run_sequential(template, samples_per_shard, progress, done)
+
+    if dry_run:
+        return _dry_run(scan, template, run_shards, progress, started, backend.name)
     try:
         with Staging(dst_path, force=force, keep_partial=resume) as staging:
-            template = ShardJob(
-                shard=0,
-                root=str(src_path),
-                paths=scan.paths,
-                labels=scan.labels,
-                extension_ids=ext_ids,
-                out_dir=str(staging.path),
-                backend_name=backend.name,
-                backend_options=backend.options.to_dict(),
-                validate=validate,
-                on_error=on_error,
-                transform=transform.to_dict() if transform is not None else None,
-                pixel_shape=pixel_shape,
-                max_pixels=max_pixels,
-                byte_limit=limit,
-            )
+            template = dataclasses.replace(template, out_dir=str(staging.path))
             done = _prepare_resume(
                 staging.path, template, backend, [created_by, on_error, ext_names]
             )
             records = dict(done)
-            results: Iterator[ShardResult]
-            if workers > 1:
-                # Workers need the shard boundaries up front: plan them from file sizes, with the
-                # very rule the sequential writer applies while reading (same output either way).
-                sizes = _file_sizes(src_path, scan.paths) if limit is not None else None
-                bounds = plan_shards(sizes, len(scan), limit, samples_per_shard)
-                jobs = [
-                    dataclasses.replace(template, shard=k, start=a, stop=b, byte_limit=None)
-                    for k, (a, b) in enumerate(bounds)
-                ]
-                results = _run_parallel(jobs, workers, progress, done)
-            else:
-                results = _run_sequential(template, samples_per_shard, progress, done)
+            results = run_shards(template, done)
             resumed = 0
             progress.start(len(scan), f"{src_path.name} -> {format}")
             index = IndexWriter(staging.path)
@@ -664,6 +779,7 @@ def convert(
                     )
                     data_files.append(result.data_file)
                     skipped.extend(result.skipped)
+                    findings.extend(result.findings)
                     source_bytes += result.source_bytes
                     payload_bytes += result.payload_bytes
                     counts += np.bincount(result.labels, minlength=len(scan.classes))
@@ -677,7 +793,11 @@ def convert(
                     f"{src_path}: every image was skipped; nothing to pack (see the errors above)"
                 )
             index.finish()
+            findings.extend(
+                _duplicates_across_classes(staging.path, scan)
+            )
             _remove_strays(staging.path, {d.name for d in data_files})
+            findings = findings[:MAX_LISTED]
             manifest = Manifest(
                 backend=backend.name,
                 options=backend.options.to_dict(),
@@ -691,10 +811,13 @@ def convert(
                 source={
                     "files": len(scan) + len(scan.skipped),
                     "bytes": source_bytes,
-                    "ignored_files": scan.ignored,
+                    "ignored_files": scan.ignored.count,
+                    "ignored_by_reason": dict(sorted(scan.ignored.by_reason.items())),
                 },
                 created_by=created_by,
                 skipped=[s.to_dict() for s in sorted(skipped, key=lambda s: s.path)],
+                ignored=[s.to_dict() for s in scan.ignored.listed],
+                warnings=[w.to_dict() for w in findings],
                 transform=transform.to_dict() if transform is not None else None,
                 sample_shape=list(pixel_shape) if pixel_shape is not None else None,
             )
@@ -725,7 +848,119 @@ def convert(
         seconds=time.perf_counter() - started,
         skipped=sorted(skipped, key=lambda s: s.path),
         resumed_shards=resumed,
+        ignored=scan.ignored,
+        warnings=findings,
     )
+
+
+def _dry_run(
+    scan: Scan,
+    template: ShardJob,
+    run_shards: Callable[[ShardJob, dict[int, ShardResult]], Iterator[ShardResult]],
+    progress: Progress,
+    started: float,
+    backend: str,
+) -> ConvertReport:
+    """Every shard read and checked, nothing written: the report lists every bad file."""
+    skipped = list(scan.skipped)
+    findings = list(scan.findings)
+    num_samples = source_bytes = payload_bytes = shards = 0
+    progress.start(len(scan), f"check {scan.root.name}")
+    try:
+        for result in run_shards(template, {}):
+            skipped.extend(result.skipped)
+            findings.extend(result.findings)
+            num_samples += result.data_file.num_samples
+            source_bytes += result.source_bytes
+            payload_bytes += result.payload_bytes
+            shards += 1
+    finally:
+        progress.finish()
+    return ConvertReport(
+        path=Path(template.out_dir),
+        backend=backend,
+        num_samples=num_samples,
+        num_classes=len(scan.classes),
+        data_files=shards,
+        payload_bytes=payload_bytes,
+        pack_bytes=0,
+        source_bytes=source_bytes,
+        seconds=time.perf_counter() - started,
+        skipped=sorted(skipped, key=lambda s: s.path),
+        ignored=scan.ignored,
+        warnings=findings[:MAX_LISTED],
+        dry_run=True,
+    )
+
+
+def image_extensions() -> frozenset[str]:
+    """Extensions of files that are validated as images: ImageFolder's list plus every format
+    Pillow can open (``--extensions +avif``). Other files (``.npy``, ``.wav``) are packed as bytes."""
+    from PIL import Image, ImageFile
+
+    Image.init()
+    readable = {
+        ext.lstrip(".").lower()
+        for ext, fmt in Image.registered_extensions().items()
+        if fmt in Image.OPEN
+        and not (
+            isinstance(Image.OPEN[fmt][0], type)
+            and issubclass(Image.OPEN[fmt][0], ImageFile.StubImageFile)
+        )
+    }
+    return frozenset(readable | set(IMAGE_EXTENSIONS) | set(EXTENSION_FORMATS))
+
+
+def _duplicates_across_classes(pack: Path, scan: Scan) -> list[Finding]:
+    """Samples whose source bytes are identical but whose labels differ (a leak between classes).
+
+    Candidates come from the index (same CRC-32 and length, different labels: vectorised, no
+    per-sample objects); each candidate pair is confirmed by comparing the source files.
+    """
+    from packer.manifest import INDEX_DIR, KEYS_FILE
+
+    index = pack / INDEX_DIR
+    labels = np.load(index / "labels.npy", mmap_mode="r")
+    crcs = np.load(index / "crc32.npy", mmap_mode="r")
+    lengths = np.load(index / "locations.npy", mmap_mode="r")[:, 2]
+    if len(labels) < 2:
+        return []
+    order = np.lexsort((labels, lengths, crcs))
+    same = (crcs[order][1:] == crcs[order][:-1]) & (lengths[order][1:] == lengths[order][:-1])
+    differ = labels[order][1:] != labels[order][:-1]
+    hits = np.flatnonzero(same & differ)[:MAX_LISTED]
+    if not len(hits):
+        return []
+    offsets = np.load(index / "key_offsets.npy", mmap_mode="r")
+    keys = (index / KEYS_FILE).read_bytes()
+
+    def key_of(i: int) -> str:
+        return keys[int(offsets[i]) : int(offsets[i + 1])].decode("utf-8", "surrogateescape")
+
+    pairs = [(int(order[h]), int(order[h + 1])) for h in hits.tolist()]
+    wanted = {key_of(i) for pair in pairs for i in pair}
+    source = {}  # key -> source path, for the few candidates only
+    for p in scan.paths:
+        key = sample_key(p, p in scan.full_keys)[0]
+        if key in wanted:
+            source[key] = p
+    found: list[Finding] = []
+    for a, b in pairs:
+        pa, pb = source[key_of(a)], source[key_of(b)]
+        try:
+            equal = read_file(os.path.join(scan.root, pa)) == read_file(os.path.join(scan.root, pb))
+        except OSError:
+            continue
+        if equal:
+            found.append(
+                Finding(
+                    "same-bytes-two-classes",
+                    pb,
+                    f"identical to {pa}: the same file is labelled both "
+                    f"{scan.classes[int(labels[a])]} and {scan.classes[int(labels[b])]}",
+                )
+            )
+    return found
 
 
 def _prepare_resume(

@@ -1,17 +1,24 @@
 """Checks that a file really is a complete, sane image, at two costs.
 
-``quick`` (the convert default) looks only at a few header and trailer bytes: a known image
-signature; for formats that have one, the end marker (JPEG EOI, PNG IEND, GIF trailer) or the
-declared size (BMP, WebP); and the pixel count from the header (PNG, JPEG, GIF, BMP, WebP), so a
-decompression bomb is refused without decoding it. It costs a few microseconds and catches empty
-files, text or HTML saved as .jpg, truncated downloads and bombs. ``full`` also decodes every pixel
-with Pillow (what ``pack verify --deep`` does): slower, and it catches damage inside a file too.
+``quick`` (the convert default) reads headers and trailers, never pixels: a known signature, the
+header's width and height (zero, negative or over ``--max-pixels`` -> refused without decoding, so
+a decompression bomb costs nothing), a few header fields a decoder would refuse (PNG compression and
+palette size), and the evidence that the file is complete: the JPEG end-of-image marker after the
+first scan, the PNG IEND chunk, BMP/PNM pixel bytes, WebP's RIFF size, TIFF strips. Data *after*
+the end (phone cameras pad JPEGs with zeros, MPF/Ultra HDR append a second JPEG) is fine. Where the
+bytes leave the question open (a GIF without its trailer, a PNG cut exactly between chunks, an RLE
+BMP, a format quick does not parse), the file is decoded instead. Rule, tested against Pillow:
+``quick`` and ``full`` never reject a file that Pillow decodes completely, except a PNG header field
+the PNG spec forbids (libpng refuses it; Pillow ignores it).
+
+``full`` decodes every pixel of every frame with Pillow (what ``pack verify --deep`` does).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
 import struct
 import warnings
 from collections.abc import Iterator
@@ -22,107 +29,365 @@ VALIDATE_MODES = ("none", "quick", "full")
 #: Pillow's own limit; larger images are refused unless --max-pixels raises it.
 DEFAULT_MAX_PIXELS = 89_478_485
 
-_TAIL = 4096  # end markers may be followed by a little padding; look this far back
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+#: PNG colour type -> allowed bit depths (PNG spec, table 11.1)
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_PNM_HEADER = re.compile(rb"P([1-6])(?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)")
+_PNM_MAXVAL = re.compile(rb"(?:\s+|#[^\n]*\n)+(\d+)\s")
+#: Extension (lower case) -> the format its content should have, for the mismatch warning.
+EXTENSION_FORMATS = {
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "jpe": "JPEG",
+    "jfif": "JPEG",
+    "png": "PNG",
+    "gif": "GIF",
+    "bmp": "BMP",
+    "dib": "BMP",
+    "webp": "WEBP",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "pbm": "PNM",
+    "pgm": "PNM",
+    "ppm": "PNM",
+    "pnm": "PNM",
+}
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from the header of a PNG, JPEG, GIF, BMP or WebP; None if unknown."""
-    try:
-        if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", data[16:24])
-            return w, h
-        if data.startswith((b"GIF87a", b"GIF89a")):
-            w, h = struct.unpack("<HH", data[6:10])
-            return w, h
-        if data.startswith(b"BM"):
-            w, h = struct.unpack("<ii", data[18:26])
-            return abs(w), abs(h)
-        if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-            chunk = data[12:16]
-            if chunk == b"VP8X":
-                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(
-                    data[27:30], "little"
-                )
-            if chunk == b"VP8 ":
-                w, h = struct.unpack("<HH", data[26:30])
-                return w & 0x3FFF, h & 0x3FFF
-            if chunk == b"VP8L":
-                bits = int.from_bytes(data[21:25], "little")
-                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if data.startswith(b"\xff\xd8"):
-            pos = 2
-            while pos + 9 < len(data):  # walk the marker segments up to the frame header
-                if data[pos] != 0xFF:
-                    return None
-                marker = data[pos + 1]
-                if marker in _JPEG_SOF:
-                    h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-                    return w, h
-                if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01 or marker == 0xFF:
-                    pos += 1 if marker == 0xFF else 2
-                    continue
-                pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    except struct.error:
-        return None
+class _Undecided(Exception):
+    """The header and trailer bytes cannot tell; decode the file to find out."""
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format of ``data`` from its signature (``JPEG``, ``PNG``, ...), or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(_PNG_SIGNATURE):
+        return "PNG"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if data.startswith(b"BM") and len(data) >= 26:
+        return "BMP"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    if len(data) >= 3 and data[0:1] == b"P" and data[1:2] in b"123456" and data[2:3].isspace():
+        return "PNM"
     return None
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from the header, as Pillow reports it; None if the format is unknown.
+
+    A negative BMP width is returned as is (so that it is refused); a negative BMP height means a
+    top-down image and is returned as its absolute value.
+    """
+    try:
+        return _SIZE_READERS[sniff_format(data) or ""](data)
+    except (KeyError, struct.error, IndexError, ValueError):
+        return None
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if data[12:16] != b"IHDR":
+        return None
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def _gif_size(data: bytes) -> tuple[int, int]:
+    w, h = struct.unpack("<HH", data[6:10])
+    return w, h
+
+
+def _bmp_size(data: bytes) -> tuple[int, int]:
+    if int.from_bytes(data[14:18], "little") == 12:  # OS/2 1.x BITMAPCOREHEADER: 16-bit sizes
+        w, h = struct.unpack("<HH", data[18:22])
+        return w, h
+    w, h = struct.unpack("<ii", data[18:26])
+    return w, abs(h)
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8 ":
+        w, h = struct.unpack("<HH", data[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    frame = _jpeg_header(data)[0]
+    return None if frame is None else (frame[1], frame[0])
+
+
+def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int]:
+    """((height, width) of the first frame or None, position of the first scan or -1)."""
+    pos, n, frame = 2, len(data), None
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            pos = data.find(b"\xff", pos)  # Pillow skips stray bytes between segments too
+            if pos < 0:
+                break
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # fill byte
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2  # markers without a length
+            continue
+        if marker == 0xDA:
+            return frame, pos
+        if marker == 0xD9:
+            break
+        if marker in _JPEG_SOF and frame is None and pos + 9 <= n:
+            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            frame = (h, w)
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return frame, -1
+
+
+def _tiff_ifd(data: bytes) -> dict[int, list[int]]:
+    """The first IFD's integer tags of a classic TIFF (tag -> values)."""
+    order = "<" if data.startswith(b"II") else ">"
+    (offset,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+    tags: dict[int, list[int]] = {}
+    kinds = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}  # SHORT, LONG, LONG8
+    for k in range(count):
+        entry = offset + 2 + 12 * k
+        tag, kind, n = struct.unpack(order + "HHI", data[entry : entry + 8])
+        if kind not in kinds or n > 1 << 20:
+            continue
+        code, width = kinds[kind]
+        where = entry + 8
+        if n * width > 4:
+            (where,) = struct.unpack(order + "I", data[entry + 8 : entry + 12])
+        raw = data[where : where + n * width]
+        if len(raw) != n * width:
+            raise _Truncated(f"truncated TIFF (tag {tag} lies past the end of the file)")
+        tags[tag] = list(struct.unpack(f"{order}{n}{code}", raw))
+    return tags
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    tags = _tiff_ifd(data)
+    if 256 not in tags or 257 not in tags:
+        return None
+    return tags[256][0], tags[257][0]
+
+
+def _pnm_size(data: bytes) -> tuple[int, int] | None:
+    m = _PNM_HEADER.match(data)
+    return None if m is None else (int(m.group(2)), int(m.group(3)))
+
+
+_SIZE_READERS = {
+    "PNG": _png_size,
+    "GIF": _gif_size,
+    "BMP": _bmp_size,
+    "WEBP": _webp_size,
+    "JPEG": _jpeg_size,
+    "TIFF": _tiff_size,
+    "PNM": _pnm_size,
+}
+
+
+class _Truncated(ValueError):
+    """A definite reason found in the header or trailer bytes."""
+
+
+def _complete_jpeg(data: bytes) -> None:
+    _, scan = _jpeg_header(data)
+    if scan < 0:
+        raise _Truncated("truncated JPEG (no image data after the header)")
+    # In entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so an FFD9 after
+    # the first scan is the end of this image (an EXIF thumbnail's own EOI comes before it).
+    if not data.endswith(b"\xff\xd9") and data.find(b"\xff\xd9", scan) < 0:
+        raise _Truncated("truncated JPEG (no end-of-image marker)")
+
+
+def _complete_png(data: bytes) -> None:
+    if data[12:16] != b"IHDR" or len(data) < 33:
+        raise _Truncated("damaged PNG (no IHDR chunk)")
+    depth, colour, compression, filtering, interlace = data[24:29]
+    if compression != 0 or filtering != 0 or interlace not in (0, 1):
+        raise _Truncated(
+            f"invalid PNG header (compression {compression}, filter {filtering}, "
+            f"interlace {interlace}; the PNG spec allows 0, 0, 0-1)"
+        )
+    if depth not in _PNG_DEPTHS.get(colour, ()):
+        raise _Truncated(f"invalid PNG header (bit depth {depth} with colour type {colour})")
+    pos, n = 8, len(data)
+    ends_with_iend = data.endswith(_PNG_IEND)
+    while pos + 8 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"PLTE" and (length % 3 or length > 256 * 3):
+            raise _Truncated(f"invalid PNG palette ({length} bytes; at most 256 RGB entries)")
+        if kind == b"IEND":
+            return
+        if kind == b"IDAT" and ends_with_iend:
+            return  # the chunks before the image data are checked; the end is there
+        pos += 12 + length
+        if pos > n:
+            raise _Truncated(f"truncated PNG (cut inside its {kind.decode('latin-1')} chunk)")
+    raise _Undecided  # cut exactly between chunks: only the compressed stream knows
+
+
+def _complete_gif(data: bytes) -> None:
+    if not data.endswith(b"\x3b"):
+        raise _Undecided  # no trailer, or data after it: a GIF's blocks need decoding to walk
+
+
+def _complete_bmp(data: bytes) -> None:
+    header = int.from_bytes(data[14:18], "little")
+    width, height = _bmp_size(data)
+    if width <= 0 or height == 0:
+        raise _Truncated(f"invalid BMP header (width {width}, height {height})")
+    if header == 12:
+        bits, compression = int.from_bytes(data[24:26], "little"), 0
+    else:
+        bits = int.from_bytes(data[28:30], "little")
+        compression = int.from_bytes(data[30:34], "little")
+    if compression not in (0, 3, 6) or bits not in (1, 2, 4, 8, 16, 24, 32):
+        raise _Undecided  # run-length or embedded JPEG/PNG: sizes are not known up front
+    # The header's file-size field is often wrong: what counts is that every pixel row is there.
+    offset = int.from_bytes(data[10:14], "little")
+    needed = offset + (width * bits + 31) // 32 * 4 * height
+    if len(data) < needed:
+        raise _Truncated(f"truncated BMP ({len(data)} of {needed} bytes)")
+
+
+def _complete_webp(data: bytes) -> None:
+    declared = int.from_bytes(data[4:8], "little") + 8
+    if declared > len(data):
+        raise _Truncated(f"truncated WebP ({len(data)} of {declared} bytes)")
+
+
+def _complete_tiff(data: bytes) -> None:
+    try:
+        tags = _tiff_ifd(data)
+    except (struct.error, IndexError) as exc:
+        raise _Truncated("truncated TIFF (its first directory lies past the end)") from exc
+    offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
+    if not offsets or not counts or len(offsets) != len(counts):
+        raise _Undecided
+    end = max(o + c for o, c in zip(offsets, counts, strict=True))
+    if end > len(data):
+        raise _Truncated(f"truncated TIFF ({len(data)} of {end} bytes)")
+
+
+def _complete_pnm(data: bytes) -> None:
+    m = _PNM_HEADER.match(data)
+    if m is None:
+        raise _Truncated("damaged PNM header")
+    kind, width, height = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if width <= 0 or height <= 0:
+        raise _Truncated(f"invalid PNM header (width {width}, height {height})")
+    if kind in (1, 2, 3):
+        raise _Undecided  # ASCII pixels: no fixed size
+    if kind == 4:
+        needed = m.end() + 1 + (width + 7) // 8 * height
+    else:
+        mv = _PNM_MAXVAL.match(data, m.end())
+        if mv is None:
+            raise _Truncated("damaged PNM header (no maximum value)")
+        sample = 1 if int(mv.group(1)) < 256 else 2
+        needed = mv.end() + width * height * (3 if kind == 6 else 1) * sample
+    if len(data) < needed:
+        raise _Truncated(f"truncated PNM ({len(data)} of {needed} bytes)")
+
+
+_COMPLETENESS = {
+    "JPEG": _complete_jpeg,
+    "PNG": _complete_png,
+    "GIF": _complete_gif,
+    "BMP": _complete_bmp,
+    "WEBP": _complete_webp,
+    "TIFF": _complete_tiff,
+    "PNM": _complete_pnm,
+}
+
+
 def quick_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
-    """``None`` when ``data`` looks like a complete image, else the reason it does not."""
+    """``None`` when ``data`` looks like a complete image, else the reason it does not.
+
+    Decodes only when the header and trailer bytes cannot tell (see the module docstring).
+    """
     if not data:
         return "empty file (0 bytes)"
-    tail = data[-_TAIL:]
-    reason: str | None = "not an image (unrecognised file signature)"
-    if data.startswith(b"\xff\xd8\xff"):
-        reason = None if b"\xff\xd9" in tail else "truncated JPEG (no end-of-image marker)"
-    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
-        reason = None if b"IEND" in tail[-64:] else "truncated PNG (no IEND chunk)"
-    elif data.startswith((b"GIF87a", b"GIF89a")):
-        reason = None if b"\x3b" in tail[-16:] else "truncated GIF (no trailer)"
-    elif data.startswith(b"BM") and len(data) >= 6:
-        declared = int.from_bytes(data[2:6], "little")
-        reason = (
-            None if declared <= len(data) else f"truncated BMP ({len(data)} of {declared} bytes)"
-        )
-    elif data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        declared = int.from_bytes(data[4:8], "little") + 8
-        reason = (
-            None if declared <= len(data) else f"truncated WebP ({len(data)} of {declared} bytes)"
-        )
-    elif data.startswith((b"II*\x00", b"MM\x00*")) or (
-        len(data) >= 2 and data[0:1] == b"P" and data[1:2] in b"123456"
-    ):
-        reason = None
-    if reason is None:
-        size = header_size(data)
-        if size is not None and size[0] * size[1] > max_pixels:
-            return _bomb(size[0], size[1], max_pixels)
-    return reason
+    fmt = sniff_format(data)
+    if fmt is None:
+        return _decode_check(data, max_pixels, all_frames=False)
+    size = header_size(data)
+    if size is not None:
+        width, height = size
+        if width <= 0 or height <= 0:
+            return f"invalid {fmt} header (width {width}, height {height})"
+        if width * height > max_pixels:
+            return bomb_reason(width, height, max_pixels)
+    try:
+        _COMPLETENESS[fmt](data)
+    except _Truncated as exc:
+        return str(exc)
+    except _Undecided:
+        return _decode_check(data, max_pixels, all_frames=False)
+    except (struct.error, IndexError, ValueError):
+        return f"damaged {fmt} header"
+    return None
 
 
-def _bomb(width: int, height: int, max_pixels: int) -> str:
+def bomb_reason(width: int, height: int, max_pixels: int) -> str:
+    """The one message for an image over the pixel limit, whoever finds it."""
     return (
         f"decompression bomb: {width} x {height} = {width * height:,} pixels is over the "
-        f"{max_pixels:,} limit (raise it with --max-pixels if the image is genuine)"
+        f"{max_pixels:,} pixel limit (raise it with --max-pixels if the image is genuine)"
     )
 
 
 def full_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
-    """Decode the whole image; ``None`` if it decodes, else why not."""
+    """Decode every frame of the image; ``None`` if it decodes, else why not."""
     reason = quick_check(data, max_pixels)
-    if reason is not None and reason.startswith(("empty", "not an image", "decompression bomb")):
+    if reason is not None:
         return reason
-    from PIL import Image
+    return _decode_check(data, max_pixels, all_frames=True)
+
+
+def _decode_check(data: bytes, max_pixels: int, *, all_frames: bool) -> str | None:
+    from PIL import Image, ImageSequence
 
     try:
-        with pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
-            im.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return f"decompression bomb ({exc}); raise --max-pixels if the image is genuine"
+        with quiet_decoder(), pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > max_pixels:
+                return bomb_reason(im.width, im.height, max_pixels)
+            frames = ImageSequence.Iterator(im) if all_frames else [im]
+            for frame in frames:
+                frame.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return f"decompression bomb: over the {max_pixels:,} pixel limit (raise it with --max-pixels if the image is genuine)"
     except Exception as exc:  # Pillow raises many types for bad data
-        return f"does not decode ({type(exc).__name__}: {exc})"
+        return decode_error_reason(exc)
     return None
+
+
+def decode_error_reason(exc: BaseException) -> str:
+    """Pillow's message for an undecodable file, without the ``<_io.BytesIO object at 0x...>``."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image (Pillow cannot identify it)"
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
+    return f"does not decode ({type(exc).__name__}: {text})"
 
 
 @contextlib.contextmanager
@@ -138,6 +403,55 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
             yield
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+
+
+@contextlib.contextmanager
+def quiet_decoder() -> Iterator[list[str]]:
+    """Collect the warnings a decoder raises (EXIF, MPO, libtiff...) instead of printing them.
+
+    Yields the list the messages are appended to; the caller reports them with the sample's key.
+    libtiff prints its own warnings from C: its handler is switched off once (see
+    :func:`_silence_libtiff`).
+    """
+    _silence_libtiff()
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from PIL import Image
+
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield found
+        finally:
+            found.extend(str(w.message) for w in caught)
+
+
+_LIBTIFF_SILENCED = False
+
+
+def _silence_libtiff() -> None:
+    """Turn off libtiff's stderr warning handler in the libtiff that Pillow loaded.
+
+    Without this, ``verify --deep`` on a TIFF dataset prints one line per unknown tag straight from
+    C (hundreds of lines). Errors still reach Pillow and become exceptions.
+    """
+    global _LIBTIFF_SILENCED
+    if _LIBTIFF_SILENCED:
+        return
+    _LIBTIFF_SILENCED = True
+    import ctypes
+
+    from PIL import Image  # loads Pillow's core and, with it, its libtiff
+
+    del Image
+    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libtiff" in line and "/" in line}
+        for path in paths:
+            with contextlib.suppress(OSError, AttributeError):
+                lib = ctypes.CDLL(path)
+                lib.TIFFSetWarningHandler.restype = ctypes.c_void_p
+                lib.TIFFSetWarningHandler.argtypes = [ctypes.c_void_p]
+                lib.TIFFSetWarningHandler(None)
 
 
 def check_image(data: bytes, mode: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:

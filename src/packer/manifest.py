@@ -93,6 +93,8 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     created_by: dict[str, Any] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    ignored: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
     transform: dict[str, Any] | None = None
     sample_shape: list[int] | None = None
     format_version: int = FORMAT_VERSION
@@ -112,6 +114,8 @@ class Manifest:
             "source": self.source,
             "created_by": self.created_by,
             "skipped": self.skipped,
+            "ignored": self.ignored,
+            "warnings": self.warnings,
             "transform": self.transform,
             "sample_shape": self.sample_shape,
         }
@@ -208,6 +212,14 @@ class Manifest:
             skipped=[
                 dict(v.mapping(s, "skipped[]"))
                 for s in v.sequence(obj.get("skipped", []), "skipped")
+            ],
+            ignored=[
+                dict(v.mapping(s, "ignored[]"))
+                for s in v.sequence(obj.get("ignored", []), "ignored")
+            ],
+            warnings=[
+                dict(v.mapping(s, "warnings[]"))
+                for s in v.sequence(obj.get("warnings", []), "warnings")
             ],
             transform=transform,
             sample_shape=shape,

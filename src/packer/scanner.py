@@ -1,26 +1,30 @@
-"""Folder tree -> ordered samples, the torchvision/HF ImageFolder convention.
+"""Folder tree -> ordered samples, the torchvision/HF ImageFolder convention, and every omission.
 
 Class = top-level folder, class ids = sorted folder names, and within a class the order of
-``sorted(os.walk(class_dir, followlinks=True))`` then sorted file names, so a pack lists samples in
-exactly the order ``torchvision.datasets.ImageFolder`` would. Only ``os.scandir`` is used: no per-file
-``stat`` (directories are stat'ed once each, to break symlink loops).
+``sorted(os.walk(class_dir, followlinks=True))`` then sorted file names, with ImageFolder's
+extension list by default: a pack lists exactly the samples, in the order and with the labels,
+``torchvision.datasets.ImageFolder`` would give. Deliberate differences, each reported: hidden files
+and folders and OS junk are left out; a folder reached twice (a symlink loop, two links to one
+folder) is walked once; symlinks that leave SRC follow the ``symlinks`` policy.
+
+Everything left out is recorded (path, reason), so convert can say what it did not pack.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from packer.errors import SourceError
+from packer.errors import SourceError, UsageError
 
-#: Extensions packed by default (case-insensitive): ImageFolder's list plus GIF.
+#: Extensions packed by default (case-insensitive): exactly torchvision's ImageFolder list.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     "bmp",
-    "gif",
     "jpeg",
     "jpg",
     "pgm",
@@ -34,6 +38,14 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 #: OS clutter that is never a sample, whatever its extension.
 JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"})
 
+#: ``follow``: like ImageFolder, with a warning per link leaving SRC; ``inside`` (default): links
+#: whose target lies inside SRC are followed, others left out with a warning; ``skip``: no links.
+SYMLINK_POLICIES = ("inside", "follow", "skip")
+DEFAULT_SYMLINKS = "inside"
+
+#: How many ignored files and warnings are listed by path (all are counted).
+MAX_LISTED = 1000
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -46,6 +58,44 @@ class Skipped:
         return {"path": self.path, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Finding:
+    """Something a user would want to know before training (``kind`` is a stable short name)."""
+
+    kind: str
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "path": self.path, "message": self.message}
+
+
+@dataclass
+class Omissions:
+    """Files that are not samples: every one counted by reason, the first ``MAX_LISTED`` listed."""
+
+    listed: list[Skipped] = field(default_factory=list)
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def count(self) -> int:
+        return sum(self.by_reason.values())
+
+    def add(self, path: str, reason: str) -> None:
+        self.by_reason[reason] += 1
+        if len(self.listed) < MAX_LISTED:
+            self.listed.append(Skipped(path, reason))
+
+    def summary(self) -> str:
+        """``ignored 896 files: 780 at the root (no class), 52 extension .txt, ...``"""
+        parts = [f"{n} {reason}" for reason, n in sorted(self.by_reason.items(), key=_by_count)]
+        return f"ignored {self.count} file(s): " + ", ".join(parts)
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
 @dataclass
 class Scan:
     """The samples of a tree, in pack order.
@@ -55,26 +105,84 @@ class Scan:
         classes: class names; a sample's label indexes this list.
         paths: POSIX paths relative to ``root`` (``class/.../name.ext``), in pack order.
         labels: int32 label per path.
-        skipped: files that looked like samples but cannot be packed (see ``on_error``).
-        ignored: count of files left out because of their extension or because they sit at the top
-            level (hidden files and OS junk are not counted).
+        full_keys: paths whose key keeps the extension (see :func:`sample_key`).
+        skipped: files that looked like samples but cannot be packed (see ``on_bad_file``).
+        ignored: files that are not samples (other extensions, at the root, hidden, links left out).
+        findings: warnings about the tree (loops, links leaving SRC, empty classes, ...).
     """
 
     root: Path
     classes: list[str]
     paths: list[str]
     labels: np.ndarray
+    full_keys: frozenset[str] = frozenset()
     skipped: list[Skipped] = field(default_factory=list)
-    ignored: int = 0
+    ignored: Omissions = field(default_factory=Omissions)
+    findings: list[Finding] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
 
 
-def split_key(relpath: str) -> tuple[str, str]:
-    """``cls/a/b.JPG`` -> (``cls/a/b``, ``JPG``): the key drops the extension, whose case is kept."""
-    stem, _, ext = relpath.rpartition(".")
-    return stem, ext
+def split_name(relpath: str) -> tuple[str, str]:
+    """``cls/a/b.JPG`` -> (``cls/a/b``, ``JPG``); ``cls/README`` -> (``cls/README``, ``""``).
+
+    Only the base name is split (a dot in a folder name is not an extension); the case is kept.
+    """
+    slash = relpath.rfind("/")
+    dot = relpath.rfind(".")
+    if dot <= slash + 1:  # no dot in the base name, or only a leading one
+        return relpath, ""
+    return relpath[:dot], relpath[dot + 1 :]
+
+
+def sample_key(relpath: str, full: bool) -> tuple[str, str]:
+    """The key and extension of a sample file: the key is the path without its extension, or the
+    whole path when ``full`` (files whose names differ only by extension, see :func:`_full_names`)."""
+    stem, ext = split_name(relpath)
+    return (relpath if full else stem), ext
+
+
+def file_name(key: str, ext: str) -> str:
+    """The inverse of :func:`sample_key`: the relative file name a key and extension came from."""
+    if not ext or key.endswith("." + ext):
+        return key
+    return f"{key}.{ext}"
+
+
+def parse_extensions(spec: str | Iterable[str] | None) -> frozenset[str] | None:
+    """``--extensions`` -> the set of lower-case extensions to pack, or None for every file.
+
+    ``None`` or ``""``: ImageFolder's list. ``"png,jpg"``: exactly these. ``"+gif,avif"`` /
+    ``"-tif"``: the default list widened or narrowed. ``"*"``: every regular file.
+    """
+    if spec is None:
+        return frozenset(IMAGE_EXTENSIONS)
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    items = [s for s in items if s]
+    if not items:
+        return frozenset(IMAGE_EXTENSIONS)
+    if items == ["*"]:
+        return None
+    relative = [s for s in items if s[0] in "+-"]
+    if relative and len(relative) != len(items):
+        raise UsageError(
+            f"--extensions {','.join(items)!r}: either list every extension (png,jpg) or change "
+            "the default list (+gif,-tif), not both"
+        )
+    chosen: set[str] = set(IMAGE_EXTENSIONS) if relative else set()
+    for item in items:
+        sign, name = (item[0], item[1:]) if item[0] in "+-" else ("+", item)
+        name = name.lstrip(".").lower()
+        if not name or "/" in name or "*" in name:
+            raise UsageError(f"--extensions: {item!r} is not an extension (write e.g. +gif or png)")
+        if sign == "+":
+            chosen.add(name)
+        else:
+            chosen.discard(name)
+    if not chosen:
+        raise UsageError("--extensions leaves no extension to pack")
+    return frozenset(chosen)
 
 
 def _is_hidden_or_junk(name: str) -> bool:
@@ -84,18 +192,22 @@ def _is_hidden_or_junk(name: str) -> bool:
 def scan_tree(
     root: str | os.PathLike[str],
     *,
-    extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+    extensions: frozenset[str] | None = frozenset(IMAGE_EXTENSIONS),
+    symlinks: str = DEFAULT_SYMLINKS,
     on_bad_file: Callable[[Skipped], None] | None = None,
 ) -> Scan:
     """Scan ``root`` into a :class:`Scan`.
 
     Args:
         root: the class-per-folder tree.
-        extensions: lower-case extensions (no dot) that count as samples.
+        extensions: lower-case extensions (no dot) that count as samples; None for every file.
+        symlinks: ``inside``, ``follow`` or ``skip`` (see :data:`SYMLINK_POLICIES`).
         on_bad_file: called for each file that cannot be a sample (broken symlink, unreadable
-            folder, key collision). Raise from it to stop; return to skip the file. ``None``
-            raises :class:`SourceError` at the first one.
+            folder). Raise from it to stop; return to skip the file. ``None`` raises
+            :class:`SourceError` at the first one.
     """
+    if symlinks not in SYMLINK_POLICIES:
+        raise UsageError(f"--symlinks {symlinks!r} must be one of: {', '.join(SYMLINK_POLICIES)}")
     root_path = Path(root)
     if not root_path.exists():
         raise SourceError(
@@ -105,118 +217,261 @@ def scan_tree(
         raise SourceError(
             f"{root_path}: not a folder; pass the folder that holds one sub-folder per class"
         )
-
-    def bad(skip: Skipped) -> None:
-        if on_bad_file is None:
-            raise SourceError(f"{root_path / skip.path}: {skip.reason}")
-        on_bad_file(skip)
-
-    wanted = frozenset(e.lower() for e in extensions)
-    skipped: list[Skipped] = []
-
-    def record(skip: Skipped) -> None:
-        bad(skip)
-        skipped.append(skip)
-
-    ignored = 0
-    classes: list[str] = []
-    try:
-        entries = sorted(os.scandir(root_path), key=lambda e: e.name)
-    except OSError as exc:
-        raise SourceError(
-            f"{root_path}: cannot list folder ({exc.strerror}); check its permissions"
-        ) from None
-    for entry in entries:
-        if _is_hidden_or_junk(entry.name):
-            continue
-        if entry.is_dir():
-            classes.append(entry.name)
-        else:
-            ignored += 1  # top-level files belong to no class (ImageFolder ignores them too)
-
-    paths: list[str] = []
-    counts: list[int] = []
-    for class_name in classes:
-        before = len(paths)
-        for rel_dir, files in _walk_sorted(root_path, class_name, record):
-            seen_keys: dict[str, str] = {}
-            for name, is_file, is_link in files:
-                stem, dot, ext = name.rpartition(".")
-                if not dot or ext.lower() not in wanted:
-                    ignored += 1
-                    continue
-                if not is_file:
-                    reason = "broken symbolic link" if is_link else "not a regular file"
-                    record(Skipped(f"{rel_dir}/{name}", f"{reason}; remove it or fix the link"))
-                    continue
-                other = seen_keys.get(stem)
-                if other is not None:
-                    record(
-                        Skipped(
-                            f"{rel_dir}/{name}",
-                            f"same key as {rel_dir}/{other} (keys drop the extension); rename one of them",
-                        )
-                    )
-                    continue
-                seen_keys[stem] = name
-                paths.append(f"{rel_dir}/{name}")
-        counts.append(len(paths) - before)
-
-    labels = np.repeat(np.arange(len(classes), dtype=np.int32), counts)
-    return Scan(root_path, classes, paths, labels, skipped, ignored)
+    walker = _Walker(root_path, extensions, symlinks, on_bad_file)
+    return walker.scan()
 
 
-_File = tuple[str, bool, bool]  # name, is a file (following links), is a symlink
+class _Walker:
+    """One scan: walks real folders first, then symlinked ones in sorted order, each folder once."""
 
+    def __init__(
+        self,
+        root: Path,
+        extensions: frozenset[str] | None,
+        symlinks: str,
+        on_bad_file: Callable[[Skipped], None] | None,
+    ) -> None:
+        self.root = root
+        self.prefix = os.fspath(root) + os.sep
+        self.real_root = os.path.realpath(root)
+        self.extensions = extensions
+        self.symlinks = symlinks
+        self.on_bad_file = on_bad_file
+        self.skipped: list[Skipped] = []
+        self.ignored = Omissions()
+        self.findings: list[Finding] = []
+        self.walked: dict[tuple[int, int], str] = {}  # real folder -> the path it was walked as
+        self.folders: dict[str, list[tuple[str, list[str]]]] = {}  # class -> (dir, sample names)
+        self.full_keys: set[str] = set()
 
-def _walk_sorted(
-    root: Path, class_name: str, record: Callable[[Skipped], None]
-) -> Iterator[tuple[str, list[_File]]]:
-    """Yield (relative dir, sorted files) in ``sorted(os.walk(..., followlinks=True))`` order.
+    def bad(self, skip: Skipped) -> None:
+        if self.on_bad_file is None:
+            raise SourceError(f"{self.root / skip.path}: {skip.reason}")
+        self.on_bad_file(skip)
+        self.skipped.append(skip)
 
-    ``DirEntry`` answers is_dir/is_file from the directory listing itself; only symlinks cost a stat.
+    def warn(self, kind: str, path: str, message: str) -> None:
+        if len(self.findings) < MAX_LISTED:
+            self.findings.append(Finding(kind, path, message))
 
-    Symlinked folders are followed (as ImageFolder does) but each real folder is visited once, so a
-    symlink loop cannot hang the scan.
-    """
-    found: list[tuple[str, list[_File]]] = []
-    visited: set[tuple[int, int]] = set()
-    stack = [class_name]
-    while stack:
-        rel = stack.pop()
-        path = root / rel
+    def scan(self) -> Scan:
         try:
-            st = path.stat()
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except OSError as exc:
-            record(Skipped(rel, f"cannot read folder ({exc.strerror}); check its permissions"))
-            continue
-        ident = (st.st_dev, st.st_ino)
-        if ident in visited:
-            continue  # symlink loop or second link to the same folder
-        visited.add(ident)
-        try:
-            with os.scandir(path) as it:
-                entries = list(it)
-        except OSError as exc:
-            record(Skipped(rel, f"cannot list folder ({exc.strerror}); check its permissions"))
-            continue
-        files: list[_File] = []
+            raise SourceError(
+                f"{self.root}: cannot list folder ({exc.strerror}); check its permissions"
+            ) from None
+        # SRC and every folder above it: a link to any of them is a loop.
+        here = self.real_root
+        while True:
+            st = os.stat(here)
+            self.walked[(st.st_dev, st.st_ino)] = "" if here == self.real_root else here
+            parent = os.path.dirname(here)
+            if parent == here:
+                break
+            here = parent
+        classes: list[str] = []
+        root_samples = 0
+        links: list[str] = []
         for entry in entries:
             if _is_hidden_or_junk(entry.name):
+                self.ignored.add(entry.name, "hidden or OS junk")
+                continue
+            if _is_dir(entry):
+                classes.append(entry.name)
+                self.folders[entry.name] = []
+                if entry.is_symlink():
+                    links.append(entry.name)
+                else:
+                    self._walk(entry.name, links)
+            else:
+                self.ignored.add(entry.name, "at the root (no class)")
+                if self._wanted(entry.name):
+                    root_samples += 1
+        if root_samples:
+            self.warn(
+                "files-at-root",
+                ".",
+                f"{root_samples} file(s) with a sample extension lie directly under SRC and belong "
+                "to no class (ImageFolder ignores them too); move them into a class folder",
+            )
+        self._follow_links(links)
+        return self._result(classes)
+
+    def _wanted(self, name: str) -> bool:
+        if self.extensions is None:
+            return True
+        return split_name(name)[1].lower() in self.extensions
+
+    def _walk(self, rel: str, links: list[str]) -> None:
+        """Walk the real folder ``rel`` and its real sub-folders; collect symlinked folders."""
+        stack = [rel]
+        while stack:
+            rel = stack.pop()
+            try:
+                st = os.stat(self.prefix + rel)
+                with os.scandir(self.prefix + rel) as it:
+                    entries = list(it)
+            except OSError as exc:
+                self.bad(Skipped(rel, f"cannot list folder ({exc.strerror}); check its permissions"))
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if ident in self.walked:  # a bind mount or a link seen first; walk each folder once
+                self._loop(rel, self.walked[ident])
+                continue
+            self.walked[ident] = rel
+            names: list[str] = []
+            for entry in entries:
+                path = f"{rel}/{entry.name}"
+                if _is_hidden_or_junk(entry.name):
+                    self.ignored.add(path, "hidden or OS junk")
+                elif _is_dir(entry):
+                    (links if entry.is_symlink() else stack).append(path)
+                elif self._wanted(entry.name):
+                    if self._keep_file(entry, path):
+                        names.append(entry.name)
+                else:
+                    ext = split_name(entry.name)[1].lower()
+                    self.ignored.add(path, f"extension .{ext}" if ext else "no extension")
+            names.sort()
+            self.folders[rel.partition("/")[0]].append((rel, names))
+
+    def _keep_file(self, entry: os.DirEntry[str], path: str) -> bool:
+        """Whether a file named like a sample is one (links by policy; broken ones are bad)."""
+        is_link = entry.is_symlink()
+        try:
+            is_file = entry.is_file()
+        except OSError:
+            is_file = False
+        if is_link and self.symlinks == "skip":
+            self.ignored.add(path, "symlink (--symlinks skip)")
+            return False
+        if not is_file:
+            reason = "broken symbolic link" if is_link else "not a regular file"
+            self.bad(Skipped(path, f"{reason}; remove it or fix the link"))
+            return False
+        if is_link:
+            target = os.path.realpath(self.prefix + path)
+            if not self._inside(target):
+                return self._leaves(path, target, folder=False)
+        return True
+
+    def _inside(self, target: str) -> bool:
+        return target == self.real_root or target.startswith(self.real_root + os.sep)
+
+    def _leaves(self, path: str, target: str, *, folder: bool) -> bool:
+        """A link leaving SRC: followed with a warning (``follow``) or left out with one."""
+        what = "folder" if folder else "file"
+        if self.symlinks == "follow":
+            self.warn("symlink-outside", path, f"followed symlinked {what} leaves SRC: -> {target}")
+            return True
+        self.ignored.add(path, "symlink leaving SRC")
+        self.warn(
+            "symlink-outside",
+            path,
+            f"left out symlinked {what} that leaves SRC (-> {target}); pass --symlinks follow to pack it",
+        )
+        return False
+
+    def _loop(self, rel: str, seen: str) -> None:
+        if not seen:
+            where = "SRC itself (a loop)"
+        elif os.path.isabs(seen):
+            where = f"{seen}, a folder above SRC (a loop)"
+        else:
+            where = f"{seen}, which is packed already"
+        self.ignored.add(rel, "folder reached twice")
+        self.warn("folder-reached-twice", rel, f"symlinked folder skipped: it leads to {where}")
+
+    def _follow_links(self, links: list[str]) -> None:
+        """Walk symlinked folders after every real one, in sorted order, so the real folder of a
+        link inside SRC is always packed under its own path and a loop is never entered."""
+        import heapq
+
+        heapq.heapify(links)
+        while links:
+            rel = heapq.heappop(links)
+            if self.symlinks == "skip":
+                self.ignored.add(rel, "symlink (--symlinks skip)")
                 continue
             try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                stack.append(f"{rel}/{entry.name}")
-            else:
-                try:
-                    is_file = entry.is_file()
-                except OSError:
-                    is_file = False
-                files.append((entry.name, is_file, entry.is_symlink()))
-        files.sort()
-        found.append((rel, files))
-    found.sort(key=lambda item: item[0])
-    yield from found
+                st = os.stat(self.prefix + rel)
+            except OSError as exc:
+                self.bad(Skipped(rel, f"cannot read folder ({exc.strerror}); check its permissions"))
+                continue
+            seen = self.walked.get((st.st_dev, st.st_ino))
+            if seen is not None:
+                self._loop(rel, seen)
+                continue
+            target = os.path.realpath(self.prefix + rel)
+            if not self._inside(target) and not self._leaves(rel, target, folder=True):
+                continue
+            found: list[str] = []
+            self._walk(rel, found)
+            for link in found:
+                heapq.heappush(links, link)
+
+    def _result(self, classes: list[str]) -> Scan:
+        paths: list[str] = []
+        counts: list[int] = []
+        for name in classes:
+            before = len(paths)
+            for rel, names in sorted(self.folders[name], key=lambda item: item[0]):
+                for full in _full_names(names):
+                    self.full_keys.add(f"{rel}/{full}")
+                paths.extend(f"{rel}/{n}" for n in names)
+            counts.append(len(paths) - before)
+            if counts[-1] == 0:
+                self.warn("empty-class", name, "class folder holds no samples (its label is kept)")
+        by_case: dict[str, list[str]] = {}
+        for name in classes:
+            by_case.setdefault(name.casefold(), []).append(name)
+        for names in by_case.values():
+            if len(names) > 1:
+                self.warn(
+                    "classes-differ-by-case",
+                    names[0],
+                    f"class names differ only by case: {', '.join(names)} (separate labels; "
+                    "merging them on a case-insensitive filesystem loses files)",
+                )
+        labels = np.repeat(np.arange(len(classes), dtype=np.int32), counts)
+        return Scan(
+            self.root,
+            classes,
+            paths,
+            labels,
+            frozenset(self.full_keys),
+            self.skipped,
+            self.ignored,
+            self.findings,
+        )
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _full_names(names: list[str]) -> list[str]:
+    """Names in one folder whose key must keep the extension, so that every key is unique and
+    ``file_name(key, ext)`` gives the name back: names sharing a stem (``star.png``, ``star.jpg``),
+    names whose stem already ends in their extension (``a.png.png``), and, until none is left, a
+    stem equal to another file's full name (``star.png.jpg`` beside a full ``star.png``)."""
+    stems = Counter(split_name(n)[0] for n in names)
+    full = set()
+    for n in names:
+        stem, ext = split_name(n)
+        if ext and (stems[stem] > 1 or stem.endswith("." + ext)):
+            full.add(n)
+    if not full:
+        return []
+    changed = True
+    while changed:
+        changed = False
+        for n in names:
+            if n not in full and split_name(n)[1] and split_name(n)[0] in full:
+                full.add(n)
+                changed = True
+    return sorted(full)

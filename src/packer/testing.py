@@ -37,7 +37,6 @@ from packer.demo import encode, render
 from packer.errors import OutputError, SourceError
 from packer.pack import Pack, open_pack
 from packer.registry import get_backend_class
-from packer.scanner import IMAGE_EXTENSIONS
 from packer.staging import partial_path
 from packer.transforms import Transform
 
@@ -88,14 +87,32 @@ def make_edge_tree(root: Path, *, extra_per_class: int = 6, seed: int = 0) -> Pa
     return root
 
 
+#: torchvision.datasets.folder.IMG_EXTENSIONS, copied (not imported from packer: an oracle).
+TORCHVISION_IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+_JUNK = {"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"}
+
+
 def imagefolder_order(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """What torchvision's ImageFolder would list, re-implemented here as an independent oracle."""
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    """What torchvision's ImageFolder would list, re-implemented here as an independent oracle.
+
+    ImageFolder's rule (sorted class folders, ``sorted(os.walk(followlinks=True))``, sorted names,
+    ``name.lower().endswith(IMG_EXTENSIONS)``) with packer's documented differences: hidden files
+    and folders and OS junk are left out.
+    """
+
+    def hidden(name: str) -> bool:
+        return name.startswith(".") or name.lower() in _JUNK
+
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not hidden(e.name))
     samples: list[tuple[str, int]] = []
     for label, cls in enumerate(classes):
-        for dirpath, _, names in sorted(os.walk(root / cls, followlinks=True)):
+        walked = []
+        for dirpath, dirnames, names in os.walk(root / cls, followlinks=True):
+            dirnames[:] = [d for d in dirnames if not hidden(d)]
+            walked.append((dirpath, names))
+        for dirpath, names in sorted(walked):
             for name in sorted(names):
-                if name.startswith(".") or name.rpartition(".")[2].lower() not in IMAGE_EXTENSIONS:
+                if hidden(name) or not name.lower().endswith(TORCHVISION_IMG_EXTENSIONS):
                     continue
                 samples.append((Path(dirpath, name).relative_to(root).as_posix(), label))
     return classes, samples
