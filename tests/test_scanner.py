@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer.errors import SourceError
-from packer.scanner import file_name, sample_key, scan_tree
+from packer.scanner import sample_key, scan_tree
 from packer.testing import imagefolder_order, make_edge_tree
 
 

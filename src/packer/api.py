@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from packer.conversion import ConvertReport, convert
-from packer.errors import PackerError, PackError
-from packer.images import full_check
+from packer.errors import PackerError, PackError, UsageError
+from packer.images import DEFAULT_MAX_PIXELS, full_check, quiet_decoder
 from packer.manifest import INDEX_FILES, Index, Manifest, sha256_file, tree_bytes
 from packer.pack import Pack, Sample, open_pack
 from packer.progress import NoProgress, Progress
@@ -83,6 +84,8 @@ class VerifyReport:
     files_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     problems_not_listed: int = 0
+    #: what decoders said about samples that did decode (EXIF oddities, libtiff tags...)
+    decoder_warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +100,7 @@ class VerifyReport:
             "files_checked": self.files_checked,
             "problems": [p.to_dict() for p in self.problems],
             "problems_not_listed": self.problems_not_listed,
+            "decoder_warnings": [p.to_dict() for p in self.decoder_warnings],
         }
 
 
@@ -104,13 +108,23 @@ MAX_LISTED_PROBLEMS = 1000
 
 
 def verify_pack(
-    path: str | os.PathLike[str], *, deep: bool = False, progress: Progress | None = None
+    path: str | os.PathLike[str],
+    *,
+    deep: bool = False,
+    max_pixels: int | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Check every data and index file against the manifest's sha256, and every sample's CRC-32.
 
-    ``deep`` also decodes every image. Damage is reported, not raised: the report names each bad
-    file and sample. Only a path that is not a pack at all raises :class:`PackError`.
+    ``deep`` also decodes every image, with the pixel limit the pack was made with (or
+    ``max_pixels``); decoder warnings are collected per sample, never printed. ``workers``
+    processes share the sample checks; the report is the same for any number. Damage is reported,
+    not raised: the report names each bad file and sample. Only a path that is not a pack at all
+    raises :class:`PackError`.
     """
+    if workers < 1:
+        raise UsageError(f"--workers {workers} must be at least 1")
     root = Path(path)
     progress = progress or NoProgress()
     report = VerifyReport(root, deep)
@@ -170,9 +184,9 @@ def verify_pack(
             problem("data", str(file), "sha256 does not match the manifest (damaged bytes)")
             bad_files.add(file_id)
 
+    limit = max_pixels or _recorded_max_pixels(manifest)
     with Pack(root) as pack:
-        progress.start(len(pack), f"verify {root.name}")
-        crcs = pack.index.crc32
+        n = len(pack)
         file_ids = pack.index.locations[:, 0]
         if bad_files and not pack.backend.raw_ranges:
             # Never hand a damaged file to a native parser (LMDB, HDF5, Arrow...): it may crash.
@@ -184,37 +198,111 @@ def verify_pack(
                     f"damaged, so its {count} samples were not read (a damaged {manifest.backend} file "
                     "is not safe to parse); re-create the pack",
                 )
-        for i in range(len(pack)):
-            if bad_files and not pack.backend.raw_ranges and int(file_ids[i]) in bad_files:
-                report.samples_checked += 1
-                continue
-            try:
-                sample = pack[i]
-            except Exception as exc:
-                message = (
-                    str(exc)
-                    if isinstance(exc, PackerError)
-                    else f"unreadable ({type(exc).__name__}: {exc})"
-                )
-                problem("sample", _sample_where(pack, i), message)
-                continue
-            finally:
-                report.samples_checked += 1
-            if zlib.crc32(sample.data) != int(crcs[i]):
-                file_id = int(pack.index.locations[i, 0])
-                problem(
+        unsafe = frozenset(bad_files) if not pack.backend.raw_ranges else frozenset()
+        image_check = deep and manifest.sample_shape is None  # pixel packs hold no encoded image
+        blocks = [(a, min(a + _VERIFY_BLOCK, n)) for a in range(0, n, _VERIFY_BLOCK)]
+        progress.start(n, f"verify {root.name}")
+        try:
+            for found in _map_blocks(pack, blocks, image_check, limit, unsafe, workers):
+                report.samples_checked += found.checked
+                for p in found.problems:
+                    problem(p.kind, p.where, p.message)
+                report.decoder_warnings.extend(found.warnings[:MAX_LISTED_PROBLEMS])
+                progress.advance(found.checked, found.nbytes)
+        finally:
+            progress.finish()
+    del report.decoder_warnings[MAX_LISTED_PROBLEMS:]
+    return report
+
+
+_VERIFY_BLOCK = 4096
+
+
+def _recorded_max_pixels(manifest: Manifest) -> int:
+    """The pixel limit the pack was made with (``--max-pixels``), so verify agrees with convert."""
+    value = manifest.created_by.get("max_pixels")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class _BlockResult:
+    checked: int = 0
+    nbytes: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def _map_blocks(
+    pack: Pack,
+    blocks: list[tuple[int, int]],
+    image_check: bool,
+    limit: int,
+    unsafe: frozenset[int],
+    workers: int,
+) -> Iterator[_BlockResult]:
+    """Check blocks of samples here or in ``workers`` processes; results in sample order."""
+    if workers <= 1 or len(blocks) <= 1:
+        for a, b in blocks:
+            yield _check_block(pack, a, b, image_check, limit, unsafe)
+        return
+    import concurrent.futures as cf
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_check_block, pack, a, b, image_check, limit, unsafe) for a, b in blocks
+        ]
+        try:
+            for future in futures:
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _check_block(
+    pack: Pack, start: int, stop: int, image_check: bool, limit: int, unsafe: frozenset[int]
+) -> _BlockResult:
+    """CRC-32 of samples ``start..stop`` and, with ``image_check``, a full decode of each."""
+    out = _BlockResult()
+    crcs = pack.index.crc32
+    file_ids = pack.index.locations[:, 0]
+    for i in range(start, stop):
+        out.checked += 1
+        if unsafe and int(file_ids[i]) in unsafe:
+            continue
+        try:
+            data = pack.read(i)
+        except Exception as exc:
+            message = (
+                str(exc)
+                if isinstance(exc, PackerError)
+                else f"unreadable ({type(exc).__name__}: {exc})"
+            )
+            out.problems.append(Problem("sample", _sample_where(pack, i), message))
+            continue
+        out.nbytes += len(data)
+        if zlib.crc32(data) != int(crcs[i]):
+            name = pack.manifest.data_files[int(file_ids[i])].name
+            out.problems.append(
+                Problem(
                     "sample",
                     _sample_where(pack, i),
-                    f"CRC-32 mismatch: its bytes in {manifest.data_files[file_id].name} are damaged",
+                    f"CRC-32 mismatch: its bytes in {name} are damaged",
                 )
-            elif deep and manifest.sample_shape is None:  # pixel packs hold no encoded image
-                reason = full_check(sample.data)
-                if reason is not None:
-                    problem("image", _sample_where(pack, i), reason)
-            if i % 256 == 255:
-                progress.advance(256, 0)
-        progress.finish()
-    return report
+            )
+        elif image_check:
+            with quiet_decoder() as noise:
+                reason = full_check(data, limit)
+            if reason is not None:
+                out.problems.append(Problem("image", _sample_where(pack, i), reason))
+            for text in dict.fromkeys(noise):
+                out.warnings.append(Problem("decoder", _sample_where(pack, i), text))
+    return out
 
 
 def _sample_where(pack: Pack, i: int) -> str:

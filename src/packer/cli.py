@@ -29,7 +29,13 @@ from rich.progress import (
 from rich.table import Table
 
 from packer import __version__
-from packer.errors import EXIT_INTERRUPTED, EXIT_PROBLEMS_FOUND, PackerError, UsageError
+from packer.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEMS_FOUND,
+    PackerError,
+    SourceError,
+    UsageError,
+)
 from packer.images import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(
@@ -202,6 +208,27 @@ def convert(
     max_pixels: Annotated[
         int, typer.Option(help="Refuse images with more pixels (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,
+    extensions: Annotated[
+        str | None,
+        typer.Option(
+            help="Which files are samples: default ImageFolder's image list; 'png,jpg' exactly "
+            "these; '+gif,avif' / '-tif' change the default; '*' every file."
+        ),
+    ] = None,
+    symlinks: Annotated[
+        str,
+        typer.Option(
+            help="inside: follow links that stay in SRC; follow: all (each leaving SRC is named); "
+            "skip: none."
+        ),
+    ] = "inside",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Read and check every file, report every bad or ignored one; write nothing.",
+        ),
+    ] = False,
     resume: Annotated[
         bool,
         typer.Option(
@@ -241,15 +268,36 @@ def convert(
         ),
         max_pixels=max_pixels,
         resume=resume,
+        extensions=extensions,
+        symlinks=symlinks,
+        dry_run=dry_run,
         progress=CliProgress(quiet=quiet or json_out),
     )
     if not quiet:
         for s in report.skipped:
-            err.print(f"skipped {s.path}: {s.reason}")
+            err.print(f"{'bad' if dry_run else 'skipped'} {s.path}: {s.reason}")
+        for w in report.warnings:
+            err.print(f"warning: {w.path}: {w.message}")
+        if report.ignored.count:
+            err.print(report.ignored.summary())
         if report.resumed_shards:
             err.print(f"resumed: {report.resumed_shards} finished shard(s) reused")
     if json_out:
         _print_json(report.to_dict())
+    if dry_run:
+        if not json_out:
+            out.print(
+                f"dry run: {report.num_samples} samples ({report.num_classes} classes) would be "
+                f"packed, {len(report.skipped)} bad file(s), {report.ignored.count} ignored, "
+                f"{len(report.warnings)} warning(s); nothing was written"
+            )
+        if report.skipped and on_error == "fail":
+            raise SourceError(
+                f"{src}: {len(report.skipped)} bad file(s) (listed above); fix or remove them, "
+                "or convert with --on-error skip"
+            )
+        return
+    if json_out:
         return
     ratio = report.pack_bytes / report.source_bytes if report.source_bytes else 0.0
     out.print(
@@ -313,6 +361,11 @@ def inspect(
 def verify(
     pack: Annotated[Path, typer.Argument(help="Pack folder.")],
     deep: Annotated[bool, typer.Option(help="Also decode every image.")] = False,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Pixel limit for --deep (default: the limit the pack was made with)."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes checking samples; same report.")] = 1,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print a JSON report on stdout.")
     ] = False,
@@ -320,11 +373,22 @@ def verify(
 ) -> None:
     """Check every byte of a pack; exit 0 if intact, 1 if any file or sample is damaged.
 
-    Example: pack verify train.pack --deep
+    Example: pack verify train.pack --deep --workers 4
     """
     from packer.api import verify_pack
 
-    report = verify_pack(pack, deep=deep, progress=CliProgress(quiet=quiet or json_out))
+    report = verify_pack(
+        pack,
+        deep=deep,
+        max_pixels=max_pixels,
+        workers=workers,
+        progress=CliProgress(quiet=quiet or json_out),
+    )
+    if report.decoder_warnings and not (quiet or json_out):
+        err.print(
+            f"{len(report.decoder_warnings)} decoder warning(s) on samples that decoded "
+            "(see --json: decoder_warnings)"
+        )
     if json_out:
         _print_json(report.to_dict())
     else:

@@ -44,10 +44,10 @@ from packer.registry import get_backend_class, make_backend
 from packer.scanner import (
     DEFAULT_SYMLINKS,
     IMAGE_EXTENSIONS,
-    Scan,
     MAX_LISTED,
     Finding,
     Omissions,
+    Scan,
     Skipped,
     parse_extensions,
     sample_key,
@@ -793,9 +793,7 @@ def convert(
                     f"{src_path}: every image was skipped; nothing to pack (see the errors above)"
                 )
             index.finish()
-            findings.extend(
-                _duplicates_across_classes(staging.path, scan)
-            )
+            findings.extend(_duplicates_across_classes(staging.path, scan))
             _remove_strays(staging.path, {d.name for d in data_files})
             findings = findings[:MAX_LISTED]
             manifest = Manifest(
@@ -899,14 +897,15 @@ def image_extensions() -> frozenset[str]:
     from PIL import Image, ImageFile
 
     Image.init()
+
+    def real_decoder(fmt: str) -> bool:
+        opener: object = Image.OPEN[fmt][0]
+        return not (isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile))
+
     readable = {
         ext.lstrip(".").lower()
         for ext, fmt in Image.registered_extensions().items()
-        if fmt in Image.OPEN
-        and not (
-            isinstance(Image.OPEN[fmt][0], type)
-            and issubclass(Image.OPEN[fmt][0], ImageFile.StubImageFile)
-        )
+        if fmt in Image.OPEN and real_decoder(fmt)
     }
     return frozenset(readable | set(IMAGE_EXTENSIONS) | set(EXTENSION_FORMATS))
 
@@ -948,7 +947,7 @@ def _duplicates_across_classes(pack: Path, scan: Scan) -> list[Finding]:
     for a, b in pairs:
         pa, pb = source[key_of(a)], source[key_of(b)]
         try:
-            equal = read_file(os.path.join(scan.root, pa)) == read_file(os.path.join(scan.root, pb))
+            equal = read_file(str(scan.root / pa)) == read_file(str(scan.root / pb))
         except OSError:
             continue
         if equal:

@@ -61,3 +61,7 @@ class PluginError(PackerError):
     """A backend plugin is unknown or failed to import."""
 
     exit_code = EXIT_PLUGIN
+
+
+class SampleDecodeError(PackError):
+    """A stored sample does not decode; the message names the pack, the sample and its key."""

@@ -1,6 +1,7 @@
 """``pack extract``: write a byte-passthrough pack back out as the original tree.
 
-Each sample becomes ``OUT/<key>.<ext>`` with its stored bytes, checked against its CRC-32 before it
+Each sample becomes ``OUT/<key>.<ext>`` (or ``OUT/<key>`` when the key keeps its extension, see
+:func:`packer.scanner.file_name`) with its stored bytes, checked against its CRC-32 before it
 is written; every class folder is created (empty ones too), so ``convert`` then ``extract`` gives
 back a tree that ``diff -r`` finds identical (hidden files, OS junk and non-images are never packed).
 Keys come from a file that could have been edited: any key that is absolute, has an empty, ``.`` or
@@ -18,6 +19,7 @@ from typing import Any
 from packer.errors import OutputError, PackError
 from packer.pack import open_pack
 from packer.progress import NoProgress, Progress
+from packer.scanner import file_name
 
 
 @dataclass
@@ -81,9 +83,9 @@ def extract(
         names: list[str] = []
         for i, key in enumerate(pack.keys()):
             ext = pack.manifest.extensions[int(pack.index.extension[i])]
-            if "/" in ext or ext in ("", ".", ".."):
+            if "/" in ext or ext in (".", ".."):
                 raise PackError(f"{pack.path}: sample {i} has the extension {ext!r}, refused")
-            names.append(safe_relative(f"{key}.{ext}"))
+            names.append(safe_relative(file_name(key, ext)))
         for cls in pack.classes:
             safe_relative(cls)
         out_path.mkdir(parents=True, exist_ok=True)

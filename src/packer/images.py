@@ -56,7 +56,11 @@ EXTENSION_FORMATS = {
 }
 
 
-class _Undecided(Exception):
+class UnscalableImageError(ValueError):
+    """A transform cannot bring these pixels to 8 bits without guessing (the message says why)."""
+
+
+class _UndecidedError(Exception):
     """The header and trailer bytes cannot tell; decode the file to find out."""
 
 
@@ -174,7 +178,7 @@ def _tiff_ifd(data: bytes) -> dict[int, list[int]]:
             (where,) = struct.unpack(order + "I", data[entry + 8 : entry + 12])
         raw = data[where : where + n * width]
         if len(raw) != n * width:
-            raise _Truncated(f"truncated TIFF (tag {tag} lies past the end of the file)")
+            raise _TruncatedError(f"truncated TIFF (tag {tag} lies past the end of the file)")
         tags[tag] = list(struct.unpack(f"{order}{n}{code}", raw))
     return tags
 
@@ -202,110 +206,110 @@ _SIZE_READERS = {
 }
 
 
-class _Truncated(ValueError):
+class _TruncatedError(ValueError):
     """A definite reason found in the header or trailer bytes."""
 
 
 def _complete_jpeg(data: bytes) -> None:
     _, scan = _jpeg_header(data)
     if scan < 0:
-        raise _Truncated("truncated JPEG (no image data after the header)")
+        raise _TruncatedError("truncated JPEG (no image data after the header)")
     # In entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so an FFD9 after
     # the first scan is the end of this image (an EXIF thumbnail's own EOI comes before it).
     if not data.endswith(b"\xff\xd9") and data.find(b"\xff\xd9", scan) < 0:
-        raise _Truncated("truncated JPEG (no end-of-image marker)")
+        raise _TruncatedError("truncated JPEG (no end-of-image marker)")
 
 
 def _complete_png(data: bytes) -> None:
     if data[12:16] != b"IHDR" or len(data) < 33:
-        raise _Truncated("damaged PNG (no IHDR chunk)")
+        raise _TruncatedError("damaged PNG (no IHDR chunk)")
     depth, colour, compression, filtering, interlace = data[24:29]
     if compression != 0 or filtering != 0 or interlace not in (0, 1):
-        raise _Truncated(
+        raise _TruncatedError(
             f"invalid PNG header (compression {compression}, filter {filtering}, "
             f"interlace {interlace}; the PNG spec allows 0, 0, 0-1)"
         )
     if depth not in _PNG_DEPTHS.get(colour, ()):
-        raise _Truncated(f"invalid PNG header (bit depth {depth} with colour type {colour})")
+        raise _TruncatedError(f"invalid PNG header (bit depth {depth} with colour type {colour})")
     pos, n = 8, len(data)
     ends_with_iend = data.endswith(_PNG_IEND)
     while pos + 8 <= n:
         length = int.from_bytes(data[pos : pos + 4], "big")
         kind = data[pos + 4 : pos + 8]
         if kind == b"PLTE" and (length % 3 or length > 256 * 3):
-            raise _Truncated(f"invalid PNG palette ({length} bytes; at most 256 RGB entries)")
+            raise _TruncatedError(f"invalid PNG palette ({length} bytes; at most 256 RGB entries)")
         if kind == b"IEND":
             return
         if kind == b"IDAT" and ends_with_iend:
             return  # the chunks before the image data are checked; the end is there
         pos += 12 + length
         if pos > n:
-            raise _Truncated(f"truncated PNG (cut inside its {kind.decode('latin-1')} chunk)")
-    raise _Undecided  # cut exactly between chunks: only the compressed stream knows
+            raise _TruncatedError(f"truncated PNG (cut inside its {kind.decode('latin-1')} chunk)")
+    raise _UndecidedError  # cut exactly between chunks: only the compressed stream knows
 
 
 def _complete_gif(data: bytes) -> None:
     if not data.endswith(b"\x3b"):
-        raise _Undecided  # no trailer, or data after it: a GIF's blocks need decoding to walk
+        raise _UndecidedError  # no trailer, or data after it: a GIF's blocks need decoding to walk
 
 
 def _complete_bmp(data: bytes) -> None:
     header = int.from_bytes(data[14:18], "little")
     width, height = _bmp_size(data)
     if width <= 0 or height == 0:
-        raise _Truncated(f"invalid BMP header (width {width}, height {height})")
+        raise _TruncatedError(f"invalid BMP header (width {width}, height {height})")
     if header == 12:
         bits, compression = int.from_bytes(data[24:26], "little"), 0
     else:
         bits = int.from_bytes(data[28:30], "little")
         compression = int.from_bytes(data[30:34], "little")
     if compression not in (0, 3, 6) or bits not in (1, 2, 4, 8, 16, 24, 32):
-        raise _Undecided  # run-length or embedded JPEG/PNG: sizes are not known up front
+        raise _UndecidedError  # run-length or embedded JPEG/PNG: sizes are not known up front
     # The header's file-size field is often wrong: what counts is that every pixel row is there.
     offset = int.from_bytes(data[10:14], "little")
     needed = offset + (width * bits + 31) // 32 * 4 * height
     if len(data) < needed:
-        raise _Truncated(f"truncated BMP ({len(data)} of {needed} bytes)")
+        raise _TruncatedError(f"truncated BMP ({len(data)} of {needed} bytes)")
 
 
 def _complete_webp(data: bytes) -> None:
     declared = int.from_bytes(data[4:8], "little") + 8
     if declared > len(data):
-        raise _Truncated(f"truncated WebP ({len(data)} of {declared} bytes)")
+        raise _TruncatedError(f"truncated WebP ({len(data)} of {declared} bytes)")
 
 
 def _complete_tiff(data: bytes) -> None:
     try:
         tags = _tiff_ifd(data)
     except (struct.error, IndexError) as exc:
-        raise _Truncated("truncated TIFF (its first directory lies past the end)") from exc
+        raise _TruncatedError("truncated TIFF (its first directory lies past the end)") from exc
     offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
     if not offsets or not counts or len(offsets) != len(counts):
-        raise _Undecided
+        raise _UndecidedError
     end = max(o + c for o, c in zip(offsets, counts, strict=True))
     if end > len(data):
-        raise _Truncated(f"truncated TIFF ({len(data)} of {end} bytes)")
+        raise _TruncatedError(f"truncated TIFF ({len(data)} of {end} bytes)")
 
 
 def _complete_pnm(data: bytes) -> None:
     m = _PNM_HEADER.match(data)
     if m is None:
-        raise _Truncated("damaged PNM header")
+        raise _TruncatedError("damaged PNM header")
     kind, width, height = int(m.group(1)), int(m.group(2)), int(m.group(3))
     if width <= 0 or height <= 0:
-        raise _Truncated(f"invalid PNM header (width {width}, height {height})")
+        raise _TruncatedError(f"invalid PNM header (width {width}, height {height})")
     if kind in (1, 2, 3):
-        raise _Undecided  # ASCII pixels: no fixed size
+        raise _UndecidedError  # ASCII pixels: no fixed size
     if kind == 4:
         needed = m.end() + 1 + (width + 7) // 8 * height
     else:
         mv = _PNM_MAXVAL.match(data, m.end())
         if mv is None:
-            raise _Truncated("damaged PNM header (no maximum value)")
+            raise _TruncatedError("damaged PNM header (no maximum value)")
         sample = 1 if int(mv.group(1)) < 256 else 2
         needed = mv.end() + width * height * (3 if kind == 6 else 1) * sample
     if len(data) < needed:
-        raise _Truncated(f"truncated PNM ({len(data)} of {needed} bytes)")
+        raise _TruncatedError(f"truncated PNM ({len(data)} of {needed} bytes)")
 
 
 _COMPLETENESS = {
@@ -338,9 +342,9 @@ def quick_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None
             return bomb_reason(width, height, max_pixels)
     try:
         _COMPLETENESS[fmt](data)
-    except _Truncated as exc:
+    except _TruncatedError as exc:
         return str(exc)
-    except _Undecided:
+    except _UndecidedError:
         return _decode_check(data, max_pixels, all_frames=False)
     except (struct.error, IndexError, ValueError):
         return f"damaged {fmt} header"
@@ -384,6 +388,8 @@ def decode_error_reason(exc: BaseException) -> str:
     """Pillow's message for an undecodable file, without the ``<_io.BytesIO object at 0x...>``."""
     from PIL import UnidentifiedImageError
 
+    if isinstance(exc, UnscalableImageError):
+        return str(exc)
     if isinstance(exc, UnidentifiedImageError):
         return "not an image (Pillow cannot identify it)"
     text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))

@@ -24,9 +24,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
-from packer.errors import UsageError
+from packer.errors import SampleDecodeError, UsageError
+from packer.images import decode_error_reason
 from packer.pack import Pack
-from packer.transforms import Transform
+from packer.transforms import WIDE_MODES, Transform, to_8bit
 from packer.views import View
 
 DECODE_MODES = ("bytes", "pil", "numpy", "tensor")
@@ -77,16 +78,14 @@ class Decoder:
             return np.frombuffer(data, dtype=np.uint8).reshape(self.pixel_shape)
         if self.transform is not None:
             return self.transform.pixels(data)
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
+        return np.asarray(_open_rgb(data))
 
     def __call__(self, data: bytes) -> Any:
         if self.decode == "bytes":
             return data
         if self.decode == "pil":
             if self.pixel_shape is None and self.transform is None:
-                with Image.open(io.BytesIO(data)) as im:
-                    return im.convert("RGB")
+                return _open_rgb(data)
             arr = self._array(data)
             return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
         arr = self._array(data)
@@ -94,6 +93,15 @@ class Decoder:
             return arr if arr.flags.writeable else arr.copy()
         # CHW uint8; the transposing copy also gives the tensor writable memory of its own
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def _open_rgb(data: bytes) -> Image.Image:
+    """ImageFolder's loader (``convert("RGB")``), but 16-bit and float images are scaled, not
+    clipped to white."""
+    with Image.open(io.BytesIO(data)) as im:
+        if im.mode in WIDE_MODES:
+            return to_8bit(im).convert("RGB")
+        return im.convert("RGB")
 
 
 class _PackHolder:
@@ -182,6 +190,30 @@ class PackDataset(Dataset[Any]):
         return self.holder.classes
 
     @property
+    def class_to_idx(self) -> dict[str, int]:
+        """ImageFolder's ``class_to_idx``: class name -> label."""
+        return {name: i for i, name in enumerate(self.holder.classes)}
+
+    @property
+    def targets(self) -> list[int]:
+        """ImageFolder's ``targets``: the label of every exposed sample, in dataset order."""
+        return self.labels.tolist()  # type: ignore[no-any-return]
+
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """ImageFolder's ``samples``, with each sample's key (its path in SRC without the
+        extension) instead of a file path: ``[("cat/0001", 0), ...]``."""
+        pack = self.holder.pack
+        ids = range(len(self)) if self.indices is None else self.indices.tolist()
+        labels = self.holder.labels
+        return [(pack.index.key(int(j)), int(labels[j])) for j in ids]
+
+    @property
+    def imgs(self) -> list[tuple[str, int]]:
+        """ImageFolder's alias of :attr:`samples`."""
+        return self.samples
+
+    @property
     def labels(self) -> np.ndarray:
         """Labels of the exposed samples, in dataset order (reads no data file)."""
         return self.holder.labels if self.indices is None else self.holder.labels[self.indices]
@@ -203,7 +235,15 @@ class PackDataset(Dataset[Any]):
             label = self.target_transform(label)
         if self.mode == "y":
             return label
-        image = self.decoder(self.holder.pack.read(j))
+        data = self.holder.pack.read(j)
+        try:
+            image = self.decoder(data)
+        except Exception as exc:  # Pillow raises many types; name the sample and the pack
+            key = self.holder.pack.index.key(j)
+            raise SampleDecodeError(
+                f"{self.holder.path}: sample {j} ({key}) does not decode: "
+                f"{decode_error_reason(exc)}; run `pack verify --deep` on the pack"
+            ) from exc
         if self.transform is not None:
             image = self.transform(image)
         return image, label

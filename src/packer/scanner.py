@@ -266,7 +266,7 @@ class _Walker:
         while True:
             st = os.stat(here)
             self.walked[(st.st_dev, st.st_ino)] = "" if here == self.real_root else here
-            parent = os.path.dirname(here)
+            parent = os.path.dirname(here)  # noqa: PTH120 - plain strings, compared as such
             if parent == here:
                 break
             here = parent
@@ -313,7 +313,9 @@ class _Walker:
                 with os.scandir(self.prefix + rel) as it:
                     entries = list(it)
             except OSError as exc:
-                self.bad(Skipped(rel, f"cannot list folder ({exc.strerror}); check its permissions"))
+                self.bad(
+                    Skipped(rel, f"cannot list folder ({exc.strerror}); check its permissions")
+                )
                 continue
             ident = (st.st_dev, st.st_ino)
             if ident in self.walked:  # a bind mount or a link seen first; walk each folder once
@@ -376,7 +378,7 @@ class _Walker:
     def _loop(self, rel: str, seen: str) -> None:
         if not seen:
             where = "SRC itself (a loop)"
-        elif os.path.isabs(seen):
+        elif seen.startswith("/"):
             where = f"{seen}, a folder above SRC (a loop)"
         else:
             where = f"{seen}, which is packed already"
@@ -397,7 +399,9 @@ class _Walker:
             try:
                 st = os.stat(self.prefix + rel)
             except OSError as exc:
-                self.bad(Skipped(rel, f"cannot read folder ({exc.strerror}); check its permissions"))
+                self.bad(
+                    Skipped(rel, f"cannot read folder ({exc.strerror}); check its permissions")
+                )
                 continue
             seen = self.walked.get((st.st_dev, st.st_ino))
             if seen is not None:

@@ -88,7 +88,17 @@ def make_edge_tree(root: Path, *, extra_per_class: int = 6, seed: int = 0) -> Pa
 
 
 #: torchvision.datasets.folder.IMG_EXTENSIONS, copied (not imported from packer: an oracle).
-TORCHVISION_IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+TORCHVISION_IMG_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".bmp",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 _JUNK = {"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"}
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from packer.errors import SourceError, UsageError
+from packer.errors import UsageError
+from packer.images import UnscalableImageError
 
 RESIZE_MODES = ("stretch", "center-crop", "pad")
 COLOR_MODES = ("RGB", "L")
@@ -68,7 +69,12 @@ class Transform:
         if self.mode is not None and self.mode not in COLOR_MODES:
             raise UsageError(f"--mode {self.mode!r} must be one of: {', '.join(COLOR_MODES)}")
         if self.reencode is not None:
-            self._encoding()  # validates
+            fmt = self._encoding()[0]  # validates
+            if fmt == "WEBP" and self.mode == "L":
+                raise UsageError(
+                    "--mode L --reencode webp: WebP has no greyscale mode (it would store RGB); "
+                    "use --reencode png or jpeg:Q for greyscale, or --mode RGB"
+                )
 
     @classmethod
     def build(
@@ -168,6 +174,8 @@ class Transform:
                 if request is not None:
                     im.draft("L" if self.mode == "L" else "RGB", request)
             im = ImageOps.exif_transpose(im)
+            if im.mode in WIDE_MODES:
+                im = to_8bit(im)
             if self.mode is not None and im.mode != self.mode:
                 im = im.convert(self.mode)
             elif im.mode not in ("RGB", "L", "RGBA", "LA"):
@@ -200,18 +208,38 @@ class Transform:
         return buf.getvalue(), ext
 
 
+WIDE_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float greyscale -> 8-bit ``L``, scaled, never clipped.
+
+    Pillow's own ``convert("L")`` clips (every 16-bit value over 255 becomes 255). 16-bit data is
+    scaled from 0..65535; 32-bit integers by the range they fit (0..255 or 0..65535); floats from
+    0..1 (or 0..255). Anything else has no obvious 8-bit meaning and is refused.
+    """
+    arr = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        scale = 65535.0
+    elif im.mode == "I" and arr.size and int(arr.min()) >= 0 and int(arr.max()) <= 65535:
+        scale = 255.0 if int(arr.max()) <= 255 else 65535.0
+    elif im.mode == "F" and arr.size and np.isfinite(arr).all() and float(arr.min()) >= 0:
+        top = float(arr.max())
+        scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 0.0
+    else:
+        scale = 0.0
+    if not scale:
+        low, high = (arr.min(), arr.max()) if arr.size else (0, 0)
+        raise UnscalableImageError(
+            f"{im.mode} image with values {low}..{high} has no obvious 8-bit scale; "
+            "convert it yourself, or pack its bytes unchanged (no --size/--mode)"
+        )
+    scaled = np.rint(arr.astype(np.float64) * (255.0 / scale))
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8))
+
+
 def _rotated(im: Image.Image) -> bool:
     try:
         return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     except Exception:  # a broken EXIF block: orientation is then ignored by exif_transpose too
         return False
-
-
-def apply_or_explain(transform: Transform, data: bytes, fn: str) -> Any:
-    """Run ``transform.<fn>(data)``; turn a decode failure into a SourceError-style reason."""
-    try:
-        return getattr(transform, fn)(data)
-    except UsageError:
-        raise
-    except Exception as exc:  # Pillow raises many types for undecodable input
-        raise SourceError(f"does not decode ({type(exc).__name__}: {exc})") from None
