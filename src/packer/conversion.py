@@ -748,7 +748,7 @@ def convert(
         return _run_sequential(template, samples_per_shard, progress, done)
 
     if dry_run:
-        return _dry_run(scan, template, run_shards, progress, started, backend.name)
+        return _dry_run(scan, template, run_shards, progress, started, backend.name, dst_path)
     try:
         with Staging(dst_path, force=force, keep_partial=resume) as staging:
             template = dataclasses.replace(template, out_dir=str(staging.path))
@@ -858,6 +858,7 @@ def _dry_run(
     progress: Progress,
     started: float,
     backend: str,
+    dst: Path,
 ) -> ConvertReport:
     """Every shard read and checked, nothing written: the report lists every bad file."""
     skipped = list(scan.skipped)
@@ -875,7 +876,7 @@ def _dry_run(
     finally:
         progress.finish()
     return ConvertReport(
-        path=Path(template.out_dir),
+        path=dst,
         backend=backend,
         num_samples=num_samples,
         num_classes=len(scan.classes),

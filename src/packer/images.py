@@ -61,7 +61,8 @@ class UnscalableImageError(ValueError):
 
 
 class _UndecidedError(Exception):
-    """The header and trailer bytes cannot tell; decode the file to find out."""
+    """The header and trailer bytes cannot tell; decode the file to find out. The message, if
+    any, is the reason to give when the decode fails (clearer than the decoder's own)."""
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -243,9 +244,10 @@ def _complete_png(data: bytes) -> None:
         if kind == b"IDAT" and ends_with_iend:
             return  # the chunks before the image data are checked; the end is there
         pos += 12 + length
-        if pos > n:
-            raise _TruncatedError(f"truncated PNG (cut inside its {kind.decode('latin-1')} chunk)")
-    raise _UndecidedError  # cut exactly between chunks: only the compressed stream knows
+        if pos > n:  # the image data may be complete even so (the cut hit a checksum or a
+            # chunk after it): only decoding can tell
+            raise _UndecidedError(f"truncated PNG (cut inside its {kind.decode('latin-1')} chunk)")
+    raise _UndecidedError("truncated PNG (no IEND chunk)")
 
 
 def _complete_gif(data: bytes) -> None:
@@ -267,7 +269,8 @@ def _complete_bmp(data: bytes) -> None:
         raise _UndecidedError  # run-length or embedded JPEG/PNG: sizes are not known up front
     # The header's file-size field is often wrong: what counts is that every pixel row is there.
     offset = int.from_bytes(data[10:14], "little")
-    needed = offset + (width * bits + 31) // 32 * 4 * height
+    row = (width * bits + 7) // 8  # the last row's padding may be missing: decoders do not need it
+    needed = offset + (row + 3) // 4 * 4 * (height - 1) + row
     if len(data) < needed:
         raise _TruncatedError(f"truncated BMP ({len(data)} of {needed} bytes)")
 
@@ -344,8 +347,9 @@ def quick_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None
         _COMPLETENESS[fmt](data)
     except _TruncatedError as exc:
         return str(exc)
-    except _UndecidedError:
-        return _decode_check(data, max_pixels, all_frames=False)
+    except _UndecidedError as exc:
+        reason = _decode_check(data, max_pixels, all_frames=False)
+        return str(exc) if reason is not None and str(exc) else reason
     except (struct.error, IndexError, ValueError):
         return f"damaged {fmt} header"
     return None
@@ -411,25 +415,34 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+_SINKS: list[list[str]] = []  # open quiet_decoder blocks, innermost last
+
+
 @contextlib.contextmanager
 def quiet_decoder() -> Iterator[list[str]]:
-    """Collect the warnings a decoder raises (EXIF, MPO, libtiff...) instead of printing them.
+    """Collect the warnings a decoder raises (invalid APNG, corrupt EXIF...) instead of printing them.
 
-    Yields the list the messages are appended to; the caller reports them with the sample's key.
-    libtiff prints its own warnings from C: its handler is switched off once (see
-    :func:`_silence_libtiff`).
+    Yields the list the messages are appended to, so the caller can report them with the sample's
+    key; a block inside another hands its messages on to the outer one. libtiff prints its own
+    warnings from C: its handler is switched off once (see :func:`_silence_libtiff`).
     """
     _silence_libtiff()
-    found: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        from PIL import Image
+    from PIL import Image
 
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            yield found
-        finally:
-            found.extend(str(w.message) for w in caught)
+    found: list[str] = []
+    _SINKS.append(found)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                yield found
+            finally:
+                found.extend(str(w.message) for w in caught)
+    finally:
+        _SINKS.pop()
+        if _SINKS:
+            _SINKS[-1].extend(found)
 
 
 _LIBTIFF_SILENCED = False
