@@ -309,7 +309,13 @@ def test_dry_run_reports_every_bad_file_and_writes_nothing(tmp_path: Path) -> No
     report = convert(src, tmp_path / "p", "tar", dry_run=True)  # on_error fail: still all listed
     assert report.dry_run and sorted(tmp_path.iterdir()) == before
     assert [s.path for s in report.skipped] == ["photos/cut.jpg", "scans/empty.png"]
-    assert report.num_samples == len(scan_tree(src, on_bad_file=lambda s: None)) - 2
+    assert report.num_samples == len(scan_tree(src)) - 2
+    write(src / "photos" / "dup.png", VALID["png"][1]())
+    write(src / "scans" / "dup.png", VALID["png"][1]())
+    report = convert(src, tmp_path / "p", "tar", dry_run=True)
+    assert [w.path for w in report.warnings if w.kind == "same-bytes-two-classes"] == [
+        "scans/dup.png"
+    ]
 
 
 # -- 14, 15: decoder noise, errors that name the sample ---------------------------------------

@@ -59,9 +59,23 @@ def inspect_pack(path: str | os.PathLike[str]) -> dict[str, Any]:
         "extensions": m.extensions,
         "created_by": m.created_by,
         "skipped": m.skipped,
+        "ignored_files": _count(m.source.get("ignored_files")),
+        "ignored_by_reason": {
+            str(k): _count(v) for k, v in _mapping(m.source.get("ignored_by_reason")).items()
+        },
+        "warnings": m.warnings,
         "transform": m.transform,
         "sample_shape": m.sample_shape,
     }
+
+
+def _count(value: Any) -> int:
+    """A count from a manifest field that may be missing or hand-edited."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)

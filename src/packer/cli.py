@@ -346,6 +346,13 @@ def inspect(
         out.print(f"transform: size {t['size']} ({t['resize']}), mode {t['mode']}, {stored}")
     if info["skipped"]:
         out.print(f"{len(info['skipped'])} source file(s) were skipped when packing (see --json)")
+    if info["ignored_files"]:
+        reasons = ", ".join(f"{n} {r}" for r, n in info["ignored_by_reason"].items())
+        out.print(f"{info['ignored_files']} source file(s) were not samples: {reasons}")
+    if info["warnings"]:
+        out.print(f"{len(info['warnings'])} warning(s) when packing (see --json):")
+        for w in info["warnings"][:10]:
+            out.print(f"  {w.get('path', '?')}: {w.get('message', '')}")
     table = Table("label", "class", "samples", title="classes")
     for c in info["classes"]:
         table.add_row(str(c["label"]), c["name"], str(c["count"]))

@@ -793,7 +793,7 @@ def convert(
                     f"{src_path}: every image was skipped; nothing to pack (see the errors above)"
                 )
             index.finish()
-            findings.extend(_duplicates_across_classes(staging.path, scan))
+            findings.extend(_duplicates_across_classes(scan, *_index_columns(staging.path)))
             _remove_strays(staging.path, {d.name for d in data_files})
             findings = findings[:MAX_LISTED]
             manifest = Manifest(
@@ -864,6 +864,7 @@ def _dry_run(
     skipped = list(scan.skipped)
     findings = list(scan.findings)
     num_samples = source_bytes = payload_bytes = shards = 0
+    columns: list[tuple[np.ndarray, np.ndarray, np.ndarray, bytes, np.ndarray]] = []
     progress.start(len(scan), f"check {scan.root.name}")
     try:
         for result in run_shards(template, {}):
@@ -873,8 +874,30 @@ def _dry_run(
             source_bytes += result.source_bytes
             payload_bytes += result.payload_bytes
             shards += 1
+            columns.append(
+                (
+                    result.labels,
+                    result.crc32,
+                    result.locations[:, 2],
+                    result.key_blob,
+                    result.key_lengths,
+                )
+            )
     finally:
         progress.finish()
+    if columns:
+        lengths = np.concatenate([c[4] for c in columns]).astype(np.uint64)
+        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.uint64)])
+        findings.extend(
+            _duplicates_across_classes(
+                scan,
+                np.concatenate([c[0] for c in columns]),
+                np.concatenate([c[1] for c in columns]),
+                np.concatenate([c[2] for c in columns]),
+                b"".join(c[3] for c in columns),
+                offsets,
+            )
+        )
     return ConvertReport(
         path=dst,
         backend=backend,
@@ -911,18 +934,33 @@ def image_extensions() -> frozenset[str]:
     return frozenset(readable | set(IMAGE_EXTENSIONS) | set(EXTENSION_FORMATS))
 
 
-def _duplicates_across_classes(pack: Path, scan: Scan) -> list[Finding]:
-    """Samples whose source bytes are identical but whose labels differ (a leak between classes).
-
-    Candidates come from the index (same CRC-32 and length, different labels: vectorised, no
-    per-sample objects); each candidate pair is confirmed by comparing the source files.
-    """
+def _index_columns(pack: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes, np.ndarray]:
+    """labels, crc32, payload lengths, key blob, key offsets of a finished index (memory-mapped)."""
     from packer.manifest import INDEX_DIR, KEYS_FILE
 
     index = pack / INDEX_DIR
-    labels = np.load(index / "labels.npy", mmap_mode="r")
-    crcs = np.load(index / "crc32.npy", mmap_mode="r")
-    lengths = np.load(index / "locations.npy", mmap_mode="r")[:, 2]
+    return (
+        np.load(index / "labels.npy", mmap_mode="r"),
+        np.load(index / "crc32.npy", mmap_mode="r"),
+        np.load(index / "locations.npy", mmap_mode="r")[:, 2],
+        (index / KEYS_FILE).read_bytes(),
+        np.load(index / "key_offsets.npy", mmap_mode="r"),
+    )
+
+
+def _duplicates_across_classes(
+    scan: Scan,
+    labels: np.ndarray,
+    crcs: np.ndarray,
+    lengths: np.ndarray,
+    keys: bytes,
+    key_offsets: np.ndarray,
+) -> list[Finding]:
+    """Samples whose source bytes are identical but whose labels differ (a leak between classes).
+
+    Candidates come from the index columns (same CRC-32 and length, different labels: vectorised,
+    no per-sample objects); each candidate pair is confirmed by comparing the source files.
+    """
     if len(labels) < 2:
         return []
     order = np.lexsort((labels, lengths, crcs))
@@ -931,11 +969,11 @@ def _duplicates_across_classes(pack: Path, scan: Scan) -> list[Finding]:
     hits = np.flatnonzero(same & differ)[:MAX_LISTED]
     if not len(hits):
         return []
-    offsets = np.load(index / "key_offsets.npy", mmap_mode="r")
-    keys = (index / KEYS_FILE).read_bytes()
 
     def key_of(i: int) -> str:
-        return keys[int(offsets[i]) : int(offsets[i + 1])].decode("utf-8", "surrogateescape")
+        return keys[int(key_offsets[i]) : int(key_offsets[i + 1])].decode(
+            "utf-8", "surrogateescape"
+        )
 
     pairs = [(int(order[h]), int(order[h + 1])) for h in hits.tolist()]
     wanted = {key_of(i) for pair in pairs for i in pair}
