@@ -233,3 +233,43 @@ def test_compact_numbers_in_tables() -> None:
         "3.14",
         "250",
     ]
+
+
+def test_dry_run_lists_every_bad_file_writes_nothing_and_exits_3(tmp_path: Path) -> None:
+    from PIL import Image
+
+    src = tmp_path / "src"
+    (src / "c").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(src / "c" / "good.png")
+    (src / "c" / "cut.png").write_bytes((src / "c" / "good.png").read_bytes()[:30])
+    (src / "c" / "empty.jpg").write_bytes(b"")
+    (src / "c" / "notes.txt").write_text("x")
+    code, out, err = run("convert", src, tmp_path / "p", "--dry-run")
+    assert code == errors.EXIT_SOURCE
+    assert "bad c/cut.png: truncated PNG" in err and "bad c/empty.jpg: empty file" in err
+    assert "ignored 1 file(s): 1 extension .txt" in err
+    assert "dry run: 1 samples" in out and "nothing was written" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    code, out, _ = run("convert", src, tmp_path / "p", "--dry-run", "--on-error", "skip", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["dry_run"] is True and len(doc["skipped"]) == 2
+    assert doc["ignored"]["by_reason"] == {"extension .txt": 1}
+
+
+def test_extensions_and_symlinks_flags(tmp_path: Path) -> None:
+    from PIL import Image
+
+    src = tmp_path / "src"
+    (src / "c").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(src / "c" / "a.gif")
+    Image.new("RGB", (4, 4)).save(tmp_path / "out.png")
+    (src / "c" / "link.png").symlink_to(tmp_path / "out.png")
+    code, out, err = run("convert", src, tmp_path / "p", "--extensions", "+gif", "--json")
+    assert code == 0 and json.loads(out)["num_samples"] == 1
+    assert "warning: c/link.png: left out symlinked file that leaves SRC" in err
+    code, out, _ = run(
+        "convert", src, tmp_path / "q", "--extensions", "+gif", "--symlinks", "follow", "--json"
+    )
+    assert code == 0 and json.loads(out)["num_samples"] == 2
+    code, _, err = run("convert", src, tmp_path / "r", "--symlinks", "maybe")
+    assert code == errors.EXIT_USAGE and "--symlinks" in err

@@ -32,6 +32,7 @@ from packer.errors import OutputError, SourceError, UsageError
 from packer.images import (
     DEFAULT_MAX_PIXELS,
     EXTENSION_FORMATS,
+    FORMAT_SIGNATURES,
     VALIDATE_MODES,
     check_image,
     decode_error_reason,
@@ -52,6 +53,7 @@ from packer.scanner import (
     parse_extensions,
     sample_key,
     scan_tree,
+    split_name,
 )
 from packer.staging import Staging, check_destination
 
@@ -257,6 +259,7 @@ def write_shard(
     out = Path(job.out_dir) / backend.data_file_name(job.shard)
     full_keys = job.full_keys
     images = job.image_extensions
+    signatures = {e: FORMAT_SIGNATURES[f] for e, f in EXTENSION_FORMATS.items()}
     findings: list[Finding] = []
     transform: Transform | None = None
     if job.transform is not None:
@@ -299,11 +302,13 @@ def write_shard(
                 consumed = i  # this sample opens the next shard
                 break
             planned_bytes += size
-            key, ext = sample_key(rel, rel in full_keys)
-            is_image = ext.lower() in images
-            if reason is None and validate != "none" and is_image:
+            key, _, ext = rel.rpartition(".")
+            if "/" in ext or not key or key[-1] == "/" or (full_keys and rel in full_keys):
+                key, ext = sample_key(rel, rel in full_keys)  # rare: no extension, or kept
+            if reason is None and validate != "none" and ext.lower() in images:
                 reason = check_image(data, validate, job.max_pixels)
-                if reason is None:
+                signature = signatures.get(ext.lower())
+                if reason is None and signature is not None and not data.startswith(signature):
                     _check_content(rel, ext, data, findings)
             if reason is None and transform is not None:
                 try:
@@ -382,7 +387,7 @@ def _check_content(rel: str, ext: str, data: bytes, findings: list[Finding]) -> 
     """Warn when a valid image's content is not the format its extension says (a PNG named .jpg)."""
     expected = EXTENSION_FORMATS.get(ext.lower())
     actual = sniff_format(data)
-    if expected is not None and actual is not None and actual != expected:
+    if actual is not None and actual != expected:
         findings.append(
             Finding(
                 "extension-mismatch",
@@ -699,11 +704,11 @@ def convert(
         ext_names = [transform.encode_extension]  # every sample is re-encoded to one format
         ext_ids = np.zeros(len(scan), dtype=np.uint16)
     else:
-        ext_names = sorted({sample_key(p, False)[1] for p in scan.paths})
+        exts = [p.rpartition(".")[2] for p in scan.paths]  # C speed; fixed below where wrong
+        exts = [split_name(p)[1] if "/" in e else e for p, e in zip(scan.paths, exts, strict=True)]
+        ext_names = sorted(set(exts))
         ext_lookup = {e: i for i, e in enumerate(ext_names)}
-        ext_ids = np.fromiter(
-            (ext_lookup[sample_key(p, False)[1]] for p in scan.paths), np.uint16, len(scan)
-        )
+        ext_ids = np.fromiter((ext_lookup[e] for e in exts), np.uint16, len(scan))
     created_by = {
         "tool": "packer",
         "version": __version__,
@@ -730,7 +735,7 @@ def convert(
         max_pixels=max_pixels,
         byte_limit=limit,
         full_keys=scan.full_keys,
-        image_extensions=image_extensions(),
+        image_extensions=image_extensions(wanted),
         dry_run=dry_run,
     )
 
@@ -915,9 +920,13 @@ def _dry_run(
     )
 
 
-def image_extensions() -> frozenset[str]:
+def image_extensions(wanted: frozenset[str] | None) -> frozenset[str]:
     """Extensions of files that are validated as images: ImageFolder's list plus every format
-    Pillow can open (``--extensions +avif``). Other files (``.npy``, ``.wav``) are packed as bytes."""
+    Pillow can open (``--extensions +avif``). Other files (``.npy``, ``.wav``) are packed as bytes.
+    Pillow's plugin table is only consulted (imported) when ``wanted`` goes beyond the known list."""
+    known = frozenset(IMAGE_EXTENSIONS) | frozenset(EXTENSION_FORMATS)
+    if wanted is not None and wanted <= known:
+        return known
     from PIL import Image, ImageFile
 
     Image.init()
@@ -931,7 +940,7 @@ def image_extensions() -> frozenset[str]:
         for ext, fmt in Image.registered_extensions().items()
         if fmt in Image.OPEN and real_decoder(fmt)
     }
-    return frozenset(readable | set(IMAGE_EXTENSIONS) | set(EXTENSION_FORMATS))
+    return frozenset(readable) | known
 
 
 def _index_columns(pack: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes, np.ndarray]:
@@ -979,9 +988,8 @@ def _duplicates_across_classes(
     wanted = {key_of(i) for pair in pairs for i in pair}
     source = {}  # key -> source path, for the few candidates only
     for p in scan.paths:
-        key = sample_key(p, p in scan.full_keys)[0]
-        if key in wanted:
-            source[key] = p
+        if p.rpartition(".")[0] in wanted or p in wanted:  # cheap filter; sample_key decides
+            source[sample_key(p, p in scan.full_keys)[0]] = p
     found: list[Finding] = []
     for a, b in pairs:
         pa, pb = source[key_of(a)], source[key_of(b)]

@@ -32,6 +32,7 @@ DEFAULT_MAX_PIXELS = 89_478_485
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_CHUNK_HEAD = struct.Struct(">I4s")
 #: PNG colour type -> allowed bit depths (PNG spec, table 11.1)
 _PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _PNM_HEADER = re.compile(rb"P([1-6])(?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)")
@@ -53,6 +54,18 @@ EXTENSION_FORMATS = {
     "pgm": "PNM",
     "ppm": "PNM",
     "pnm": "PNM",
+}
+
+
+#: A prefix every file of the format starts with (cheap first test; ``sniff_format`` decides).
+FORMAT_SIGNATURES: dict[str, tuple[bytes, ...]] = {
+    "JPEG": (b"\xff\xd8\xff",),
+    "PNG": (_PNG_SIGNATURE,),
+    "GIF": (b"GIF8",),
+    "BMP": (b"BM",),
+    "WEBP": (b"RIFF",),
+    "TIFF": (b"II*\x00", b"MM\x00*"),
+    "PNM": (b"P",),
 }
 
 
@@ -211,8 +224,7 @@ class _TruncatedError(ValueError):
     """A definite reason found in the header or trailer bytes."""
 
 
-def _complete_jpeg(data: bytes) -> None:
-    _, scan = _jpeg_header(data)
+def _complete_jpeg(data: bytes, scan: int) -> None:
     if scan < 0:
         raise _TruncatedError("truncated JPEG (no image data after the header)")
     # In entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so an FFD9 after
@@ -222,7 +234,9 @@ def _complete_jpeg(data: bytes) -> None:
 
 
 def _complete_png(data: bytes) -> None:
-    if data[12:16] != b"IHDR" or len(data) < 33:
+    if len(data) < 33:
+        raise _TruncatedError("truncated PNG (cut inside its header)")
+    if data[12:16] != b"IHDR":
         raise _TruncatedError("damaged PNG (no IHDR chunk)")
     depth, colour, compression, filtering, interlace = data[24:29]
     if compression != 0 or filtering != 0 or interlace not in (0, 1):
@@ -234,9 +248,11 @@ def _complete_png(data: bytes) -> None:
         raise _TruncatedError(f"invalid PNG header (bit depth {depth} with colour type {colour})")
     pos, n = 8, len(data)
     ends_with_iend = data.endswith(_PNG_IEND)
+    if ends_with_iend and data[37:41] == b"IDAT":
+        return  # the image data right after the header, the end marker last: the common case
+    unpack = _CHUNK_HEAD.unpack_from
     while pos + 8 <= n:
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
+        length, kind = unpack(data, pos)
         if kind == b"PLTE" and (length % 3 or length > 256 * 3):
             raise _TruncatedError(f"invalid PNG palette ({length} bytes; at most 256 RGB entries)")
         if kind == b"IEND":
@@ -316,7 +332,6 @@ def _complete_pnm(data: bytes) -> None:
 
 
 _COMPLETENESS = {
-    "JPEG": _complete_jpeg,
     "PNG": _complete_png,
     "GIF": _complete_gif,
     "BMP": _complete_bmp,
@@ -336,7 +351,15 @@ def quick_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None
     fmt = sniff_format(data)
     if fmt is None:
         return _decode_check(data, max_pixels, all_frames=False)
-    size = header_size(data)
+    scan = -1
+    try:
+        if fmt == "JPEG":  # one walk of the segments gives both the size and the first scan
+            frame, scan = _jpeg_header(data)
+            size = None if frame is None else (frame[1], frame[0])
+        else:
+            size = _SIZE_READERS[fmt](data)
+    except (struct.error, IndexError, ValueError):
+        size = None
     if size is not None:
         width, height = size
         if width <= 0 or height <= 0:
@@ -344,7 +367,10 @@ def quick_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None
         if width * height > max_pixels:
             return bomb_reason(width, height, max_pixels)
     try:
-        _COMPLETENESS[fmt](data)
+        if fmt == "JPEG":
+            _complete_jpeg(data, scan)
+        else:
+            _COMPLETENESS[fmt](data)
     except _TruncatedError as exc:
         return str(exc)
     except _UndecidedError as exc:

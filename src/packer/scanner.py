@@ -323,23 +323,28 @@ class _Walker:
                 continue
             self.walked[ident] = rel
             names: list[str] = []
+            wanted = self.extensions
             for entry in entries:
-                path = f"{rel}/{entry.name}"
-                if _is_hidden_or_junk(entry.name):
-                    self.ignored.add(path, "hidden or OS junk")
+                name = entry.name
+                if name[0] == "." or name.lower() in JUNK_NAMES:
+                    self.ignored.add(f"{rel}/{name}", "hidden or OS junk")
                 elif _is_dir(entry):
-                    (links if entry.is_symlink() else stack).append(path)
-                elif self._wanted(entry.name):
-                    if self._keep_file(entry, path):
-                        names.append(entry.name)
+                    (links if entry.is_symlink() else stack).append(f"{rel}/{name}")
+                elif wanted is None or name.rpartition(".")[2].lower() in wanted:
+                    if "." not in name and wanted is not None:  # "jpg" alone is no extension
+                        self.ignored.add(f"{rel}/{name}", "no extension")
+                    elif self._keep_file(entry, f"{rel}/{name}"):
+                        names.append(name)
                 else:
-                    ext = split_name(entry.name)[1].lower()
-                    self.ignored.add(path, f"extension .{ext}" if ext else "no extension")
+                    ext = split_name(name)[1].lower()
+                    self.ignored.add(f"{rel}/{name}", f"extension .{ext}" if ext else "no extension")
             names.sort()
             self.folders[rel.partition("/")[0]].append((rel, names))
 
     def _keep_file(self, entry: os.DirEntry[str], path: str) -> bool:
         """Whether a file named like a sample is one (links by policy; broken ones are bad)."""
+        if entry.is_file(follow_symlinks=False):
+            return True  # the common case: answered from the directory listing, no stat
         is_link = entry.is_symlink()
         try:
             is_file = entry.is_file()
@@ -463,15 +468,17 @@ def _full_names(names: list[str]) -> list[str]:
     ``file_name(key, ext)`` gives the name back: names sharing a stem (``star.png``, ``star.jpg``),
     names whose stem already ends in their extension (``a.png.png``), and, until none is left, a
     stem equal to another file's full name (``star.png.jpg`` beside a full ``star.png``)."""
-    stems = Counter(split_name(n)[0] for n in names)
-    full = set()
-    for n in names:
-        stem, ext = split_name(n)
-        if ext and (stems[stem] > 1 or stem.endswith("." + ext)):
-            full.add(n)
-    if not full:
+    # Fast path (almost every folder): distinct stems and no name with two dots.
+    stems = [n.rpartition(".")[0] or n for n in names]
+    if len(set(stems)) == len(names) and not any(n.count(".") > 1 for n in names):
         return []
-    changed = True
+    counts = Counter(stems)
+    full = set()
+    for n, stem in zip(names, stems, strict=True):
+        ext = split_name(n)[1]
+        if ext and (counts[stem] > 1 or stem.endswith("." + ext)):
+            full.add(n)
+    changed = bool(full)
     while changed:
         changed = False
         for n in names:
