@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer import convert, open_pack
-from packer.backends.base import member_stem
+from packer.backends.common import member_stem
 from packer.backends.tar import _tarfile_header, fast_header
 from packer.testing import imagefolder_order, make_edge_tree
 

@@ -41,7 +41,7 @@ from packer.images import (
 )
 from packer.manifest import INDEX_FILES, DataFile, IndexWriter, Manifest, sha256_file, tree_bytes
 from packer.progress import NoProgress, Progress
-from packer.registry import get_backend_class, make_backend
+from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend, pixel_formats
 from packer.scanner import (
     DEFAULT_SYMLINKS,
     IMAGE_EXTENSIONS,
@@ -189,7 +189,7 @@ class ConvertReport:
 
 
 def _pixel_shape(
-    backend_cls: type[Backend], transform: Transform | None
+    backend_cls: type[Backend[Any]], transform: Transform | None
 ) -> tuple[int, int, int] | None:
     """Decide what a transformed pack stores: decoded pixels (no --reencode) or re-encoded bytes."""
     if transform is None or transform.reencode is not None:
@@ -197,7 +197,8 @@ def _pixel_shape(
     if not backend_cls.stores_pixels:
         raise UsageError(
             f"format {backend_cls.name} stores encoded images: add --reencode png (lossless), "
-            "jpeg:Q or webp:Q, or use --format memmap or hdf5 to store decoded pixels"
+            f"jpeg:Q or webp:Q, or use --format {' or '.join(pixel_formats())} to store decoded "
+            "pixels"
         )
     return transform.pixel_shape()
 
@@ -527,7 +528,7 @@ def _compact(job: ShardJob) -> ShardJob:
 RESUME_DIR = ".resume"
 
 
-def _plan_digest(job: ShardJob, backend: Backend, extra: dict[str, Any]) -> str:
+def _plan_digest(job: ShardJob, backend: Backend[Any], extra: dict[str, Any]) -> str:
     """What a resumable partial pack was planned from: any change means starting over. (File
     sizes are checked per reused shard, see ``_reusable``.)"""
     h = hashlib.sha256()
@@ -610,7 +611,7 @@ def _load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    format: str = "tar",
+    format: str = DEFAULT_FORMAT,
     *,
     options: Mapping[str, Any] | None = None,
     shard_size: int | str | None = None,
@@ -648,7 +649,7 @@ def convert(
             (all, each one leaving SRC named in a warning) or ``skip``.
         transform: decode/resize/re-encode at convert time (see :mod:`packer.transforms`); None
             (the default) stores every source file's bytes unchanged. Without ``reencode`` the
-            pack stores decoded pixels, which only ``stores_pixels`` backends (memmap, hdf5) accept.
+            pack stores decoded pixels, which only ``stores_pixels`` backends accept.
         max_pixels: refuse images with more pixels (decompression bombs), checked from the header
             by ``quick`` validation and enforced while decoding.
         resume: continue an interrupted conversion to the same DST from its finished shards
@@ -1010,7 +1011,7 @@ def _duplicates_across_classes(
 
 
 def _prepare_resume(
-    partial: Path, template: ShardJob, backend: Backend, extra: list[Any]
+    partial: Path, template: ShardJob, backend: Backend[Any], extra: list[Any]
 ) -> dict[int, ShardResult]:
     """Finished shards to reuse from an interrupted run with the same plan; start the record."""
     folder = partial / RESUME_DIR

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 
-from packer.backends.base import Backend, MmapRangeReader, ShardReader
+from packer.backends.base import Backend, DataReader
+from packer.backends.common import MmapRangeReader
 from packer.errors import PackError
 from packer.manifest import Index, Manifest, decode_key
 from packer.registry import make_backend
@@ -50,7 +51,7 @@ class Pack:
         self.path = Path(path)
         self.in_memory = in_memory
         self._dir_fd = -1
-        self._reader: ShardReader | None = None
+        self._reader: DataReader | None = None
         # Pin the pack folder: every later open (index, data files, lazily, in this process or a
         # forked child) goes through this descriptor, so a pack replaced by `convert --force`
         # while we read keeps serving the old files, or fails cleanly -- never a mix of both.
@@ -59,7 +60,7 @@ class Pack:
             self.manifest = Manifest.read(self.root)
         shape = self.manifest.sample_shape
         self.shape: tuple[int, int, int] | None = (shape[0], shape[1], shape[2]) if shape else None
-        self.backend: Backend = make_backend(
+        self.backend: Backend[Any] = make_backend(
             self.manifest.backend, self.manifest.options, self.shape
         )
         self.index = Index(self.root, self.manifest)
@@ -149,7 +150,7 @@ class Pack:
             raise IndexError(f"sample {i} out of range for a pack of {self._n}")
         return i
 
-    def _open_reader(self) -> ShardReader:
+    def _open_reader(self) -> DataReader:
         if self._dir_fd < 0:  # used again after close(): take a fresh, consistent snapshot
             self.__init__(self.path, in_memory=self.in_memory)  # type: ignore[misc]
         if self._reader is not None:
@@ -157,11 +158,16 @@ class Pack:
         if self.in_memory:
             for path in self._data_paths:
                 _load_into_page_cache(path)
-        reader = self.backend.open_reader(self._data_paths, self.index.key_bytes)
+        reader: DataReader
+        if self.backend.raw_ranges:  # declared by the backend: the core maps the files itself
+            ranges = MmapRangeReader(self._data_paths)
+            reader, self._maps = ranges, ranges.maps
+        else:
+            reader, self._maps = (
+                self.backend.open_reader(self._data_paths, self.index.key_bytes),
+                None,
+            )
         self._reader = reader
-        self._maps = (
-            reader.maps if isinstance(reader, MmapRangeReader) and self.backend.raw_ranges else None
-        )
         self._pid = os.getpid()
         return reader
 

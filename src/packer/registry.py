@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "packer.backends"
+#: The format ``pack convert`` writes when none is named.
+DEFAULT_FORMAT = "tar"
 
 #: Built-in backends by name, as "module:Class"; imported on first use.
 BUILTIN_BACKENDS: dict[str, str] = {
@@ -60,7 +62,7 @@ def backend_sources() -> list[BackendSource]:
     return sources
 
 
-def load_backend(source: BackendSource) -> type[Backend]:
+def load_backend(source: BackendSource) -> type[Backend[Any]]:
     module_name, _, attr = source.target.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr) if attr else None
@@ -82,7 +84,7 @@ def load_backend(source: BackendSource) -> type[Backend]:
     return obj
 
 
-def get_backend_class(name: str) -> type[Backend]:
+def get_backend_class(name: str) -> type[Backend[Any]]:
     """The Backend class registered under ``name``."""
     if name in BUILTIN_BACKENDS:  # no entry-point scan: opening a pack must stay in the ms range
         return load_backend(BackendSource(name, BUILTIN_BACKENDS[name], "built-in"))
@@ -97,11 +99,24 @@ def backend_names() -> list[str]:
     return [s.name for s in backend_sources()]
 
 
+def pixel_formats() -> list[str]:
+    """Backends that can store decoded pixels (``stores_pixels``); plugins that fail to load are
+    left out (they are reported where they are used)."""
+    names = []
+    for source in backend_sources():
+        try:
+            if load_backend(source).stores_pixels:
+                names.append(source.name)
+        except PluginError:
+            continue
+    return names
+
+
 def make_backend(
     name: str,
     options: Mapping[str, Any] | None = None,
     pixel_shape: tuple[int, int, int] | None = None,
-) -> Backend:
+) -> Backend[Any]:
     """An instance of backend ``name`` with ``options`` (validated against its options class)."""
     cls = get_backend_class(name)
     return cls(cls.options_class.from_dict(options or {}, backend=name), pixel_shape=pixel_shape)

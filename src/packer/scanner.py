@@ -337,7 +337,9 @@ class _Walker:
                         names.append(name)
                 else:
                     ext = split_name(name)[1].lower()
-                    self.ignored.add(f"{rel}/{name}", f"extension .{ext}" if ext else "no extension")
+                    self.ignored.add(
+                        f"{rel}/{name}", f"extension .{ext}" if ext else "no extension"
+                    )
             names.sort()
             self.folders[rel.partition("/")[0]].append((rel, names))
 

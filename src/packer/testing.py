@@ -367,7 +367,7 @@ class BackendConformance:
         original_open = backend_cls.open_writer
         calls = {"n": 0}
 
-        def open_failing_writer(self: Backend, path: Path) -> ShardWriter:
+        def open_failing_writer(self: Backend[Any], path: Path) -> ShardWriter:
             writer = original_open(self, path)
             original_add = writer.add
 

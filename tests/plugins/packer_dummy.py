@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from packer.backends.base import Backend, KeyOf, ShardReader, ShardWriter
+from packer.backends.base import Backend, DataReader, KeyOf, NoOptions, ShardWriter
 
 
 class DummyWriter(ShardWriter):
@@ -23,11 +23,14 @@ class DummyWriter(ShardWriter):
         self.rows += 1
         return self.rows - 1, len(data)  # location: (line number, length)
 
-    def close(self) -> None:
+    def complete(self) -> None:
+        self.file.close()
+
+    def release(self) -> None:
         self.file.close()
 
 
-class DummyReader(ShardReader):
+class DummyReader(DataReader):
     def __init__(self, paths: Sequence[Path]) -> None:
         self.lines = [p.read_text(encoding="ascii").splitlines() for p in paths]
 
@@ -35,7 +38,7 @@ class DummyReader(ShardReader):
         return bytes.fromhex(self.lines[file_id][offset])
 
 
-class DummyBackend(Backend):
+class DummyBackend(Backend[NoOptions]):
     name = "dummy"
     summary = "test plugin: hex lines"
     suffix = "hex"
@@ -47,5 +50,5 @@ class DummyBackend(Backend):
     def open_writer(self, path: Path) -> ShardWriter:
         return DummyWriter(path)
 
-    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> ShardReader:
+    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
         return DummyReader(paths)

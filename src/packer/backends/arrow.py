@@ -13,13 +13,13 @@ a memory map: zero Arrow calls per sample.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from packer.backends.base import Backend, BackendOptions, ShardWriter
+from packer.backends.common import BatchingWriter, row_schema
 from packer.errors import UsageError
 
 if TYPE_CHECKING:
@@ -27,16 +27,6 @@ if TYPE_CHECKING:
 
 # pyarrow is imported only where a file is written or parsed: opening a pack and reading its raw
 # byte ranges must not pay pyarrow's import time (~40 ms).
-
-
-@functools.cache
-def schema() -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema(
-        [("key", pa.string()), ("label", pa.int32()), ("data", pa.binary()), ("ext", pa.string())],
-        metadata={"packer_format": "packer-arrow-v1"},
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,59 +44,6 @@ class ArrowOptions(BackendOptions):
             raise UsageError("arrow options batch_rows and batch_mb must be at least 1")
 
 
-def display_key(key: str) -> str:
-    """Arrow strings must be valid UTF-8: undecodable bytes show as U+FFFD (the pack index keeps them)."""
-    return key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-class BatchingWriter(ShardWriter):
-    """Collects rows and hands them over a batch at a time; shared by the Arrow and Parquet writers."""
-
-    def __init__(self, path: Path, rows: int, nbytes: int) -> None:
-        super().__init__(path)
-        self._rows = rows
-        self._bytes = nbytes
-        self._columns: tuple[list[str], list[int], list[bytes], list[str]] = ([], [], [], [])
-        self._pending = 0
-        self._count = 0
-
-    def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
-        keys, labels, payloads, exts = self._columns
-        keys.append(display_key(key))
-        labels.append(label)
-        payloads.append(data)
-        exts.append(ext)
-        self._pending += len(data)
-        if len(keys) >= self._rows or self._pending >= self._bytes:
-            self._flush()
-        self._count += 1
-        return self._count - 1, len(data)
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-
-        keys, labels, payloads, exts = self._columns
-        if keys:
-            batch = pa.record_batch(
-                [
-                    pa.array(keys, pa.string()),
-                    pa.array(labels, pa.int32()),
-                    pa.array(payloads, pa.binary()),
-                    pa.array(exts, pa.string()),
-                ],
-                schema=schema(),
-            )
-            self.write_batch(batch)
-        self._columns = ([], [], [], [])
-        self._pending = 0
-
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
 class ArrowWriter(BatchingWriter):
     def __init__(self, path: Path, options: ArrowOptions) -> None:
         import pyarrow as pa
@@ -114,23 +51,22 @@ class ArrowWriter(BatchingWriter):
 
         super().__init__(path, options.batch_rows, options.batch_mb << 20)
         self._sink = pa.OSFile(str(path), "wb")
-        self._writer = ipc.new_file(self._sink, schema())
+        self._writer = ipc.new_file(self._sink, row_schema())
         self._final: np.ndarray | None = None
-        self._closed = False
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def complete(self) -> None:
         try:
             self._flush()
             self._writer.close()
         finally:
             self._sink.close()
         self._final = payload_ranges(self.path, self._count)
+
+    def release(self) -> None:
+        self._sink.close()  # no footer: the file is deleted
 
     def final_locations(self) -> np.ndarray | None:
         return self._final
@@ -167,7 +103,7 @@ def payload_ranges(path: Path, count: int) -> np.ndarray:
     return out
 
 
-class ArrowBackend(Backend):
+class ArrowBackend(Backend[ArrowOptions]):
     name = "arrow"
     summary = (
         "Arrow IPC file shards (key, label, data, ext); memory-mapped, readable by pyarrow/polars"
@@ -176,5 +112,4 @@ class ArrowBackend(Backend):
     options_class = ArrowOptions
 
     def open_writer(self, path: Path) -> ShardWriter:
-        assert isinstance(self.options, ArrowOptions)
         return ArrowWriter(path, self.options)

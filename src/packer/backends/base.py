@@ -6,28 +6,26 @@ rename. A backend supplies three small things:
 
 * a :class:`Backend` subclass naming itself, its data-file suffix and its options;
 * a :class:`ShardWriter` that appends samples to one data file and says where each one went;
-* optionally a :class:`ShardReader` that fetches a sample back from that location. Backends whose
-  locations are plain byte ranges of the data file (``raw_ranges``) need none: the core reads them
+* a :class:`DataReader` that fetches a sample back from that location, unless the backend declares
+  ``raw_ranges`` (locations are plain byte ranges of the data file): the core then reads them
   straight from a memory map, which is the fastest read path there is.
+
+Helpers several backends share live in :mod:`packer.backends.common`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import mmap
-import os
 import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Self, get_type_hints
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_type_hints
 
 import numpy as np
 
-from packer.errors import PackError, UsageError
+from packer.errors import UsageError
 
 #: Returns the key of sample ``i`` as UTF-8 (surrogateescape) bytes; handed to readers that store
 #: samples by key (e.g. LMDB).
@@ -92,15 +90,26 @@ class NoOptions(BackendOptions):
 class ShardWriter(ABC):
     """Writes the samples of one shard into one data file at ``path``.
 
-    Used as a context manager: leaving it with an exception calls :meth:`abort`, so a crash never
-    leaves a half-written data file that looks complete. A writer that hashed its file while writing
-    sets ``sha256`` in :meth:`close`; otherwise the core reads the file back to hash it.
+    A writer ends in exactly one of two ways, and the base class makes each happen at most once:
+
+    * :meth:`finish` after every :meth:`add` succeeded: the subclass's :meth:`complete` writes
+      footers and flushes, so the file is whole;
+    * :meth:`discard` on any failure (or when :meth:`complete` itself fails): the subclass's
+      :meth:`release` drops its handles *without* completing anything (no end marker, no commit,
+      no footer), then the data file and every path in :attr:`scratch` are deleted.
+
+    Used as a context manager: leaving the block normally finishes, with an exception discards.
+    A writer that hashed its file while writing sets ``sha256`` in :meth:`complete`; otherwise the
+    core reads the file back to hash it.
     """
 
     sha256: str | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: side files the writer creates (staged payloads...); removed by :meth:`discard`
+        self.scratch: list[Path] = []
+        self._ended = False
 
     @abstractmethod
     def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
@@ -111,20 +120,41 @@ class ShardWriter(ABC):
         """
 
     @abstractmethod
-    def close(self) -> None:
-        """Finish the data file (footers, flush). Called once, only after a successful write."""
+    def complete(self) -> None:
+        """Make the data file whole (footers, flush, commit). Called once, after the last add."""
+
+    def release(self) -> None:  # noqa: B027 - optional hook
+        """Close handles without completing the file; called once when the shard is discarded."""
 
     def final_locations(self) -> np.ndarray | None:
-        """After :meth:`close`: an ``(n, 2)`` array of ``(offset, length)`` replacing what ``add``
+        """After :meth:`finish`: an ``(n, 2)`` array of ``(offset, length)`` replacing what ``add``
         returned, for formats that only know where bytes landed once the file is complete (the
         payload positions inside an HDF5 or Arrow file). ``None`` keeps ``add``'s locations."""
         return None
 
-    def abort(self) -> None:
-        """Discard the partial data file."""
+    def finish(self) -> None:
+        """Complete the data file (once); if completing fails, the shard is discarded."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self.complete()
+        except BaseException:
+            self._remove()
+            raise
+
+    def discard(self) -> None:
+        """Drop the partial data file and its scratch files (once; never after :meth:`finish`)."""
+        if self._ended:
+            return
+        self._ended = True
+        self._remove()
+
+    def _remove(self) -> None:
         with contextlib.suppress(Exception):
-            self.close()
-        self.path.unlink(missing_ok=True)
+            self.release()
+        for path in (self.path, *self.scratch):
+            path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         return self
@@ -136,64 +166,13 @@ class ShardWriter(ABC):
         tb: types.TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.close()
+            self.finish()
         else:
-            self.abort()
+            self.discard()
 
 
-class HashingFile:
-    """A write-only file that buffers, and writes and sha256-hashes in a background thread.
-
-    Both ``write`` and ``hashlib.update`` release the GIL, so on a multi-core machine the disk I/O and
-    the hash of a stream-written data file cost the converting thread almost nothing, and the file
-    need not be read back to checksum it. At most two buffers are in flight: memory stays bounded.
-    """
-
-    def __init__(self, path: Path, buffer_size: int = 4 << 20) -> None:
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._hash = hashlib.sha256()
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._buffer_size = buffer_size
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="packer-write")
-        self._pending: Future[None] | None = None
-        self.position = 0
-        self.closed = False
-
-    def _flush_chunk(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self._hash.update(chunk)
-
-    def _hand_off(self) -> None:
-        chunk = b"".join(self._buffer)
-        self._buffer, self._buffered = [], 0
-        if self._pending is not None:
-            self._pending.result()  # surfaces write errors (disk full) in the caller's thread
-        self._pending = self._pool.submit(self._flush_chunk, chunk)
-
-    def write(self, data: bytes) -> None:
-        self._buffer.append(data)
-        self._buffered += len(data)
-        self.position += len(data)
-        if self._buffered >= self._buffer_size:
-            self._hand_off()
-
-    def close(self) -> str:
-        """Flush everything; return the file's sha256."""
-        if not self.closed:
-            self.closed = True
-            try:
-                self._hand_off()
-                assert self._pending is not None
-                self._pending.result()
-            finally:
-                self._pool.shutdown(wait=True)
-                self._file.close()
-        return self._hash.hexdigest()
-
-
-class ShardReader(ABC):
-    """Fetches samples back from a pack's data files. Opened lazily, once per process."""
+class DataReader(ABC):
+    """Fetches samples back from all data files of a pack. Opened lazily, once per process."""
 
     @abstractmethod
     def read(self, file_id: int, offset: int, length: int, index: int) -> bytes:
@@ -204,43 +183,14 @@ class ShardReader(ABC):
         """Release handles."""
 
 
-class MmapRangeReader(ShardReader):
-    """Reads byte ranges from memory-mapped data files: the shared reader of raw-range backends."""
-
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self.paths = list(paths)
-        self.maps: list[mmap.mmap | bytes] = [self._map(p) for p in self.paths]
-
-    @staticmethod
-    def _map(path: Path) -> mmap.mmap | bytes:
-        try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size == 0:
-                    return b""  # mmap cannot map an empty file
-                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except OSError as exc:
-            raise PackError(
-                f"{path}: cannot open data file ({exc.strerror}); run `pack verify`"
-            ) from None
-
-    def read(self, file_id: int, offset: int, length: int, index: int) -> bytes:
-        data = self.maps[file_id][offset : offset + length]
-        if len(data) != length:
-            raise PackError(
-                f"{self.paths[file_id]}: sample {index} lies past the end of the file "
-                "(truncated data file); run `pack verify` and re-create the pack"
-            )
-        return bytes(data)
-
-    def close(self) -> None:
-        for m in self.maps:
-            if isinstance(m, mmap.mmap):
-                m.close()
-        self.maps = []
+OptionsT = TypeVar("OptionsT", bound=BackendOptions)
 
 
-class Backend(ABC):
+class Backend(ABC, Generic[OptionsT]):
     """A pack format. Subclasses set the class attributes and implement :meth:`open_writer`.
+
+    Subclass as ``Backend[MyOptions]`` with ``options_class = MyOptions``: ``self.options`` is then
+    typed as ``MyOptions``.
 
     Args:
         options: this backend's options (an instance of ``options_class``); defaults if omitted.
@@ -260,16 +210,24 @@ class Backend(ABC):
     stores_pixels: ClassVar[bool] = False
 
     def __init__(
-        self, options: BackendOptions | None = None, pixel_shape: tuple[int, int, int] | None = None
+        self, options: OptionsT | None = None, pixel_shape: tuple[int, int, int] | None = None
     ) -> None:
-        self.options = options if options is not None else self.options_class()
+        self.options: OptionsT = (
+            options if options is not None else cast(OptionsT, self.options_class())
+        )
+        if not isinstance(self.options, self.options_class):
+            raise TypeError(f"{self.name}: options must be {self.options_class.__name__}")
         if pixel_shape is not None and not self.stores_pixels:
             raise UsageError(f"format {self.name} stores encoded images, not pixels")
         self.pixel_shape = pixel_shape
 
     @property
     def raw_ranges(self) -> bool:
-        """True when a sample's location is the exact byte range of its payload in the data file."""
+        """True when a sample's location is the exact byte range of its payload in the data file.
+
+        A declared capability: the core then reads samples straight from memory maps of the data
+        files (the fastest read path there is) and never calls :meth:`open_reader`.
+        """
         return True
 
     def data_file_name(self, shard: int) -> str:
@@ -279,33 +237,9 @@ class Backend(ABC):
     def open_writer(self, path: Path) -> ShardWriter:
         """A writer for one new data file at ``path``."""
 
-    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> ShardReader:
-        """A reader over all data files of a pack (in manifest order)."""
-        return MmapRangeReader(paths)
-
-
-def member_stem(key: str) -> str:
-    """The archive member name of a key, without extension, safe for WebDataset-style grouping.
-
-    WebDataset splits a member name at the first dot of its base name, so dots there would split one
-    sample into several; undecodable bytes (kept by ``surrogateescape``) cannot be stored as UTF-8.
-    Both, and ``%`` itself, are percent-encoded, so the mapping is reversible and collision-free:
-    ``cat/img.001`` -> ``cat/img%2E001``. Keys in the pack index are always the original ones.
-    """
-    head, slash, base = key.rpartition("/")
-    if "%" not in key and "." not in base and key.isascii():
-        return key  # the common case, no copy
-    return _escape(head, dots=False) + slash + _escape(base, dots=True)
-
-
-def _escape(text: str, *, dots: bool) -> str:
-    out: list[str] = []
-    for ch in text:
-        code = ord(ch)
-        if ch == "%" or (dots and ch == "."):
-            out.append(f"%{code:02X}")
-        elif 0xDC80 <= code <= 0xDCFF:  # a raw byte smuggled in by surrogateescape
-            out.append(f"%{code - 0xDC00:02X}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
+        """A reader over all data files of a pack (in manifest order), for backends without raw
+        ranges."""
+        raise NotImplementedError(
+            f"backend {self.name}: raw_ranges is False, so it must implement open_reader()"
+        )

@@ -29,14 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from packer.backends.base import (
-    Backend,
-    BackendOptions,
-    KeyOf,
-    MmapRangeReader,
-    ShardReader,
-    ShardWriter,
-)
+from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
 from packer.errors import PackError, UsageError
 
 if TYPE_CHECKING:
@@ -70,9 +63,11 @@ class Hdf5Options(BackendOptions):
 
 
 def _write_metadata(f: h5py.File, labels: array[int], keys: list[bytes]) -> None:
+    """``/labels`` and ``/keys`` (and the format attribute, if not set yet)."""
     import h5py
 
-    f.attrs["packer_format"] = _FORMAT_ATTR
+    if "packer_format" not in f.attrs:
+        f.attrs["packer_format"] = _FORMAT_ATTR
     # track_times=False: HDF5 would otherwise stamp each object and break reproducibility.
     f.create_dataset("labels", data=np.frombuffer(labels, dtype=np.int32), track_times=False)
     key_array = np.empty(len(keys), dtype=object)
@@ -100,7 +95,8 @@ class Hdf5Writer(ShardWriter):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._staged = path.with_name(path.name + ".payload")
-        self._file = open(self._staged, "wb")  # noqa: SIM115 - closed in close()
+        self.scratch.append(self._staged)
+        self._file = open(self._staged, "wb")  # noqa: SIM115 - closed in complete() or release()
         self._offsets = array("Q", [0])
         self._labels = array("i")
         self._keys: list[bytes] = []
@@ -114,30 +110,18 @@ class Hdf5Writer(ShardWriter):
         self._keys.append(key.encode("utf-8", "surrogateescape"))
         return offset, len(data)
 
-    def close(self) -> None:
-        if self._file.closed:
-            return
+    def complete(self) -> None:
         self._file.close()
         import h5py
 
         offsets = np.frombuffer(self._offsets, dtype=np.uint64)
         total = int(offsets[-1])
         with h5py.File(self.path, "w", libver="earliest") as f:
-            f.attrs["packer_format"] = "packer-hdf5-v1"
-            # track_times=False: HDF5 would otherwise stamp each object and break reproducibility.
+            f.attrs["packer_format"] = _FORMAT_ATTR  # first: the object order shapes the bytes
             data = f.create_dataset("data", shape=(total,), dtype=np.uint8, track_times=False)
-            with open(self._staged, "rb") as staged:
-                position = 0
-                while chunk := staged.read(_COPY_BLOCK):
-                    data[position : position + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-                    position += len(chunk)
+            _copy_into(data, self._staged)
             f.create_dataset("offsets", data=offsets, track_times=False)
-            f.create_dataset(
-                "labels", data=np.frombuffer(self._labels, dtype=np.int32), track_times=False
-            )
-            keys = np.empty(len(self._keys), dtype=object)
-            keys[:] = self._keys
-            f.create_dataset("keys", data=keys, dtype=h5py.vlen_dtype(bytes), track_times=False)
+            _write_metadata(f, self._labels, self._keys)
             base = data.id.get_offset() if total else 0
         self._staged.unlink()
         final = np.empty((len(self._keys), 2), dtype=np.uint64)
@@ -145,10 +129,8 @@ class Hdf5Writer(ShardWriter):
         final[:, 1] = np.diff(offsets)
         self._final = final
 
-    def abort(self) -> None:
-        self._file.close()  # do not build an HDF5 file from a partial shard
-        self._staged.unlink(missing_ok=True)
-        self.path.unlink(missing_ok=True)
+    def release(self) -> None:
+        self._file.close()  # no HDF5 file is built from a partial shard
 
     def final_locations(self) -> np.ndarray | None:
         return self._final
@@ -166,11 +148,11 @@ class Hdf5PixelWriter(ShardWriter):
         self._labels = array("i")
         self._keys: list[bytes] = []
         self._final: np.ndarray | None = None
-        self._closed = False
         self._compression = options.compression
         if self._compression == "none":
             self._staged: Path | None = path.with_name(path.name + ".payload")
-            self._file: Any = open(self._staged, "wb")  # noqa: SIM115 - closed in close()
+            self.scratch.append(self._staged)
+            self._file: Any = open(self._staged, "wb")  # noqa: SIM115 - closed in complete()
         else:
             self._staged = None
             self._file = h5py.File(path, "w", libver="earliest")
@@ -208,10 +190,7 @@ class Hdf5PixelWriter(ShardWriter):
             self._images[start:] = block
             self._rows = []
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def complete(self) -> None:
         import h5py
 
         n = len(self._keys)
@@ -234,18 +213,14 @@ class Hdf5PixelWriter(ShardWriter):
         final[:, 1] = self._row
         self._final = final
 
-    def abort(self) -> None:
-        self._closed = True
+    def release(self) -> None:
         self._file.close()
-        if self._staged is not None:
-            self._staged.unlink(missing_ok=True)
-        self.path.unlink(missing_ok=True)
 
     def final_locations(self) -> np.ndarray | None:
         return self._final
 
 
-class Hdf5ChunkReader(ShardReader):
+class Hdf5ChunkReader(DataReader):
     """Reads compressed pixel rows through h5py; files open on first use, in this process only."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
@@ -281,7 +256,7 @@ class Hdf5ChunkReader(ShardReader):
         self.files = {}
 
 
-class Hdf5Backend(Backend):
+class Hdf5Backend(Backend[Hdf5Options]):
     name = "hdf5"
     summary = "HDF5 per shard: contiguous /data + /offsets (or /images pixels), /labels, /keys"
     suffix = "h5"
@@ -290,14 +265,12 @@ class Hdf5Backend(Backend):
 
     @property
     def raw_ranges(self) -> bool:
-        assert isinstance(self.options, Hdf5Options)
         return self.pixel_shape is None or self.options.compression == "none"
 
     def open_writer(self, path: Path) -> ShardWriter:
-        assert isinstance(self.options, Hdf5Options)
         if self.pixel_shape is not None:
             return Hdf5PixelWriter(path, self.pixel_shape, self.options)
         return Hdf5Writer(path)
 
-    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> ShardReader:
-        return MmapRangeReader(paths) if self.raw_ranges else Hdf5ChunkReader(paths)
+    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
+        return Hdf5ChunkReader(paths)  # contiguous layouts are raw ranges, read by the core

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import lmdb
 
-from packer.backends.base import Backend, BackendOptions, KeyOf, ShardReader, ShardWriter
+from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
 from packer.errors import PackError, UsageError
 
 MAX_KEY_BYTES = 511
@@ -60,7 +60,6 @@ class LmdbWriter(ShardWriter):
         self._batch_bytes = 0
         self._limit = options.batch_mb << 20
         self._count = 0
-        self._closed = False
 
     def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
         self._batch.append((lmdb_key(key.encode("utf-8", "surrogateescape")), data))
@@ -82,15 +81,15 @@ class LmdbWriter(ShardWriter):
                 self._env.set_mapsize(self._env.info()["map_size"] * 2)
         self._batch, self._batch_bytes = [], 0
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def complete(self) -> None:
         try:
             self._commit()
             self._env.sync(True)
         finally:
             self._env.close()
+
+    def release(self) -> None:
+        self._env.close()  # the pending batch is never committed
 
 
 # py-lmdb refuses to open one environment twice in a process, yet two Pack objects on one pack are
@@ -128,7 +127,7 @@ def _release(path: Path) -> None:
         env.close()
 
 
-class LmdbReader(ShardReader):
+class LmdbReader(DataReader):
     """Opens each shard's environment on its first read, so a pack of many shards opens fast and a
     damaged shard never has to be parsed to read the others."""
 
@@ -159,7 +158,7 @@ class LmdbReader(ShardReader):
         self.txns = {}
 
 
-class LmdbBackend(Backend):
+class LmdbBackend(Backend[LmdbOptions]):
     name = "lmdb"
     summary = "LMDB, one single-file environment per shard, key = sample key"
     suffix = "lmdb"
@@ -170,8 +169,7 @@ class LmdbBackend(Backend):
         return False
 
     def open_writer(self, path: Path) -> ShardWriter:
-        assert isinstance(self.options, LmdbOptions)
         return LmdbWriter(path, self.options)
 
-    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> ShardReader:
+    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
         return LmdbReader(paths, key_of)

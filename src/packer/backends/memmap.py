@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from packer.backends.base import Backend, HashingFile, ShardWriter
+from packer.backends.base import Backend, NoOptions, ShardWriter
+from packer.backends.common import HashingFile
 
 
 class BlobWriter(ShardWriter):
@@ -26,9 +27,11 @@ class BlobWriter(ShardWriter):
         self._file.write(data)
         return offset, len(data)
 
-    def close(self) -> None:
-        if not self._file.closed:
-            self.sha256 = self._file.close()
+    def complete(self) -> None:
+        self.sha256 = self._file.close()
+
+    def release(self) -> None:
+        self._file.abandon()
 
 
 NPY_HEADER = 128  # a fixed header size, rewritten with the final row count at close
@@ -48,7 +51,7 @@ class PixelArrayWriter(ShardWriter):
         super().__init__(path)
         self._shape = shape
         self._row = shape[0] * shape[1] * shape[2]
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in complete() or release()
         self._file.write(npy_header((0, *shape)))
         self._count = 0
 
@@ -59,15 +62,16 @@ class PixelArrayWriter(ShardWriter):
         self._count += 1
         return NPY_HEADER + (self._count - 1) * self._row, self._row
 
-    def close(self) -> None:
-        if self._file.closed:
-            return
+    def complete(self) -> None:
         self._file.seek(0)
         self._file.write(npy_header((self._count, *self._shape)))
         self._file.close()
 
+    def release(self) -> None:
+        self._file.close()
 
-class MemmapBackend(Backend):
+
+class MemmapBackend(Backend[NoOptions]):
     name = "memmap"
     summary = "flat byte blobs + offsets, or N x H x W x C pixel .npy; memory-mapped (fastest)"
     suffix = "bin"

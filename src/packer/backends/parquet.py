@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from packer.backends.arrow import BatchingWriter, schema
-from packer.backends.base import Backend, BackendOptions, KeyOf, ShardReader, ShardWriter
+from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
+from packer.backends.common import BatchingWriter, row_schema
 from packer.errors import PackError, UsageError
 
 if TYPE_CHECKING:
@@ -51,26 +51,26 @@ class ParquetShardWriter(BatchingWriter):
         super().__init__(path, options.row_group_rows, options.row_group_mb << 20)
         self._writer = pq.ParquetWriter(
             str(path),
-            schema(),
+            row_schema(),
             compression={"key": "zstd", "label": "zstd", "ext": "zstd", "data": "none"},
             use_dictionary=["ext"],
             write_statistics=["key", "label"],
         )
-        self._closed = False
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         import pyarrow as pa
 
         self._writer.write_table(pa.Table.from_batches([batch]), row_group_size=batch.num_rows)
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._flush()
-            self._writer.close()
+    def complete(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def release(self) -> None:
+        self._writer.close()  # writes a footer for the rows so far; the file is then deleted
 
 
-class ParquetReader(ShardReader):
+class ParquetReader(DataReader):
     """Keeps the last decoded row group of each shard."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
@@ -119,7 +119,7 @@ class ParquetReader(ShardReader):
         self.files, self.cached = {}, {}
 
 
-class ParquetBackend(Backend):
+class ParquetBackend(Backend[ParquetOptions]):
     name = "parquet"
     summary = "Parquet shards, uncompressed media column; for interchange (DuckDB, polars, Spark)"
     suffix = "parquet"
@@ -130,8 +130,7 @@ class ParquetBackend(Backend):
         return False
 
     def open_writer(self, path: Path) -> ShardWriter:
-        assert isinstance(self.options, ParquetOptions)
         return ParquetShardWriter(path, self.options)
 
-    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> ShardReader:
+    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
         return ParquetReader(paths)

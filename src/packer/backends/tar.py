@@ -13,7 +13,8 @@ import dataclasses
 import tarfile
 from pathlib import Path
 
-from packer.backends.base import Backend, BackendOptions, HashingFile, ShardWriter, member_stem
+from packer.backends.base import Backend, BackendOptions, ShardWriter
+from packer.backends.common import HashingFile, member_stem
 from packer.errors import UsageError
 
 _BLOCK = tarfile.BLOCKSIZE  # 512
@@ -35,7 +36,7 @@ def _tarfile_header(name: str, size: int) -> bytes:
 
 # tarfile builds each header field by field in Python (~25 us a member). For the common member -- an
 # ASCII name of at most 100 bytes, under 8 GiB -- its output is this template with the name, size and
-# checksum filled in, which costs ~2 us. tests/test_tar.py checks the two agree byte for byte.
+# checksum filled in, which costs ~2 us. tests/test_interop.py checks the two agree byte for byte.
 _TEMPLATE = _tarfile_header("", 0)
 _TEMPLATE_SUM = sum(_TEMPLATE[:148]) + 8 * 32 + sum(_TEMPLATE[156:]) - sum(_TEMPLATE[124:136])
 
@@ -95,15 +96,16 @@ class TarWriter(ShardWriter):
             write(_ZEROS[: -len(digits) % _BLOCK])
         return offset, len(data)
 
-    def close(self) -> None:
-        if self._file.closed:
-            return
+    def complete(self) -> None:
         end = self._file.position + 2 * _BLOCK  # end-of-archive marker: two zero blocks
         self._file.write(_ZEROS[: 2 * _BLOCK + (-end % _RECORD)])
         self.sha256 = self._file.close()
 
+    def release(self) -> None:
+        self._file.abandon()
 
-class TarBackend(Backend):
+
+class TarBackend(Backend[TarOptions]):
     name = "tar"
     summary = (
         "WebDataset-style tar shards (<key>.<ext> + <key>.cls); readable by tar and webdataset"
@@ -112,5 +114,4 @@ class TarBackend(Backend):
     options_class = TarOptions
 
     def open_writer(self, path: Path) -> ShardWriter:
-        assert isinstance(self.options, TarOptions)
         return TarWriter(path, self.options)

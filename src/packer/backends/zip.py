@@ -13,15 +13,8 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from packer.backends.base import (
-    Backend,
-    BackendOptions,
-    KeyOf,
-    MmapRangeReader,
-    ShardReader,
-    ShardWriter,
-    member_stem,
-)
+from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
+from packer.backends.common import MmapRangeReader, member_stem
 from packer.errors import PackError, UsageError
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can store
@@ -70,8 +63,15 @@ class ZipWriter(ShardWriter):
         end = fp.tell()
         return end - info.compress_size, info.compress_size
 
-    def close(self) -> None:
+    def complete(self) -> None:
         self._zip.close()
+
+    def release(self) -> None:
+        # No central directory for a shard being dropped: with fp gone, ZipFile.close() (also the
+        # one its __del__ makes) has nothing to write.
+        fp, self._zip.fp = self._zip.fp, None
+        if fp is not None:
+            fp.close()
 
 
 class DeflateReader(MmapRangeReader):
@@ -87,7 +87,7 @@ class DeflateReader(MmapRangeReader):
             ) from None
 
 
-class ZipBackend(Backend):
+class ZipBackend(Backend[ZipOptions]):
     name = "zip"
     summary = "zip archives, members stored (or deflated); readable by unzip and zipfile"
     suffix = "zip"
@@ -95,12 +95,10 @@ class ZipBackend(Backend):
 
     @property
     def raw_ranges(self) -> bool:
-        assert isinstance(self.options, ZipOptions)
         return self.options.compression == "stored"
 
     def open_writer(self, path: Path) -> ShardWriter:
-        assert isinstance(self.options, ZipOptions)
         return ZipWriter(path, self.options)
 
-    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> ShardReader:
-        return MmapRangeReader(paths) if self.raw_ranges else DeflateReader(paths)
+    def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
+        return DeflateReader(paths)  # stored members are raw ranges, read by the core itself

@@ -1,0 +1,209 @@
+"""Helpers shared by several backends: hashed background writes, memory-mapped byte ranges,
+WebDataset member naming, and batching rows into Arrow record batches."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import mmap
+import os
+from abc import abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packer.backends.base import DataReader, ShardWriter
+from packer.errors import PackError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported only where a file is written or parsed: opening a pack and reading its raw
+# byte ranges must not pay pyarrow's import time (~40 ms).
+
+
+class HashingFile:
+    """A write-only file that buffers, and writes and sha256-hashes in a background thread.
+
+    Both ``write`` and ``hashlib.update`` release the GIL, so on a multi-core machine the disk I/O and
+    the hash of a stream-written data file cost the converting thread almost nothing, and the file
+    need not be read back to checksum it. At most two buffers are in flight: memory stays bounded.
+    """
+
+    def __init__(self, path: Path, buffer_size: int = 4 << 20) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._hash = hashlib.sha256()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._buffer_size = buffer_size
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="packer-write")
+        self._pending: Future[None] | None = None
+        self.position = 0
+        self.closed = False
+
+    def _flush_chunk(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._hash.update(chunk)
+
+    def _hand_off(self) -> None:
+        chunk = b"".join(self._buffer)
+        self._buffer, self._buffered = [], 0
+        if self._pending is not None:
+            self._pending.result()  # surfaces write errors (disk full) in the caller's thread
+        self._pending = self._pool.submit(self._flush_chunk, chunk)
+
+    def write(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self.position += len(data)
+        if self._buffered >= self._buffer_size:
+            self._hand_off()
+
+    def close(self) -> str:
+        """Flush everything; return the file's sha256."""
+        if not self.closed:
+            self.closed = True
+            try:
+                self._hand_off()
+                assert self._pending is not None
+                self._pending.result()
+            finally:
+                self._pool.shutdown(wait=True)
+                self._file.close()
+        return self._hash.hexdigest()
+
+    def abandon(self) -> None:
+        """Stop without flushing what is buffered (the file is about to be deleted)."""
+        if not self.closed:
+            self.closed = True
+            self._buffer = []
+            self._pool.shutdown(wait=True)
+            self._file.close()
+
+
+class MmapRangeReader(DataReader):
+    """Reads byte ranges from memory-mapped data files: the shared reader of raw-range backends."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        self.maps: list[mmap.mmap | bytes] = [self._map(p) for p in self.paths]
+
+    @staticmethod
+    def _map(path: Path) -> mmap.mmap | bytes:
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return b""  # mmap cannot map an empty file
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise PackError(
+                f"{path}: cannot open data file ({exc.strerror}); run `pack verify`"
+            ) from None
+
+    def read(self, file_id: int, offset: int, length: int, index: int) -> bytes:
+        data = self.maps[file_id][offset : offset + length]
+        if len(data) != length:
+            raise PackError(
+                f"{self.paths[file_id]}: sample {index} lies past the end of the file "
+                "(truncated data file); run `pack verify` and re-create the pack"
+            )
+        return bytes(data)
+
+    def close(self) -> None:
+        for m in self.maps:
+            if isinstance(m, mmap.mmap):
+                m.close()
+        self.maps = []
+
+
+def member_stem(key: str) -> str:
+    """The archive member name of a key, without extension, safe for WebDataset-style grouping.
+
+    WebDataset splits a member name at the first dot of its base name, so dots there would split one
+    sample into several; undecodable bytes (kept by ``surrogateescape``) cannot be stored as UTF-8.
+    Both, and ``%`` itself, are percent-encoded, so the mapping is reversible and collision-free:
+    ``cat/img.001`` -> ``cat/img%2E001``. Keys in the pack index are always the original ones.
+    """
+    head, slash, base = key.rpartition("/")
+    if "%" not in key and "." not in base and key.isascii():
+        return key  # the common case, no copy
+    return _escape(head, dots=False) + slash + _escape(base, dots=True)
+
+
+def _escape(text: str, *, dots: bool) -> str:
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "%" or (dots and ch == "."):
+            out.append(f"%{code:02X}")
+        elif 0xDC80 <= code <= 0xDCFF:  # a raw byte smuggled in by surrogateescape
+            out.append(f"%{code - 0xDC00:02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@functools.cache
+def row_schema() -> pa.Schema:
+    """Columns of an Arrow or Parquet shard: ``key``, ``label``, ``data``, ``ext``."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [("key", pa.string()), ("label", pa.int32()), ("data", pa.binary()), ("ext", pa.string())],
+        metadata={"packer_format": "packer-arrow-v1"},
+    )
+
+
+def display_key(key: str) -> str:
+    """Arrow strings must be valid UTF-8: undecodable bytes show as U+FFFD (the pack index keeps them)."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class BatchingWriter(ShardWriter):
+    """Collects rows and hands them over a batch at a time; shared by the Arrow and Parquet writers.
+
+    Batches use :func:`row_schema`; ``complete`` must call ``self._flush()`` before its footer.
+    """
+
+    def __init__(self, path: Path, rows: int, nbytes: int) -> None:
+        super().__init__(path)
+        self._rows = rows
+        self._bytes = nbytes
+        self._columns: tuple[list[str], list[int], list[bytes], list[str]] = ([], [], [], [])
+        self._pending = 0
+        self._count = 0
+
+    def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
+        keys, labels, payloads, exts = self._columns
+        keys.append(display_key(key))
+        labels.append(label)
+        payloads.append(data)
+        exts.append(ext)
+        self._pending += len(data)
+        if len(keys) >= self._rows or self._pending >= self._bytes:
+            self._flush()
+        self._count += 1
+        return self._count - 1, len(data)
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        keys, labels, payloads, exts = self._columns
+        if keys:
+            batch = pa.record_batch(
+                [
+                    pa.array(keys, pa.string()),
+                    pa.array(labels, pa.int32()),
+                    pa.array(payloads, pa.binary()),
+                    pa.array(exts, pa.string()),
+                ],
+                schema=row_schema(),
+            )
+            self.write_batch(batch)
+        self._columns = ([], [], [], [])
+        self._pending = 0
+
+    @abstractmethod
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Write one record batch of rows (``key``, ``label``, ``data``, ``ext``)."""
