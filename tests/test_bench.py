@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from packer.bench import METRICS, resident_fraction
+from packer.bench_report import METRICS
 from packer.cli import app
+from packer.pagecache import resident_fraction
 from packer.registry import BUILTIN_BACKENDS, backend_names
 
 
@@ -97,7 +98,7 @@ def test_bench_rejects_unknown_format(demo_tree: Path) -> None:
 
 
 def test_cold_eviction_can_be_checked(tmp_path: Path) -> None:
-    from packer.bench import evict
+    from packer.pagecache import evict
 
     f = tmp_path / "blob"
     f.write_bytes(b"x" * (1 << 20))

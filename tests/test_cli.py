@@ -223,9 +223,9 @@ def test_transform_options(demo_tree: Path, tmp_path: Path) -> None:
 
 
 def test_compact_numbers_in_tables() -> None:
-    from packer.cli import _compact
+    from packer.cli_render import compact_number
 
-    assert [_compact(v) for v in (986_000, 12_500, 9_999, 1_280_000, 3.14159, 250.4)] == [
+    assert [compact_number(v) for v in (986_000, 12_500, 9_999, 1_280_000, 3.14159, 250.4)] == [
         "986k",
         "12.5k",
         "9999",

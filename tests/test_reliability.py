@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from packer import convert, open_pack
-from packer.conversion import RESUME_DIR
 from packer.demo import make_demo_tree
 from packer.errors import PackError
+from packer.resume import RESUME_DIR
 from packer.staging import partial_path
 from packer.testing import tree_digest
 
@@ -23,7 +23,7 @@ from packer.testing import tree_digest
 # the patched write_shard as slowshards.slow), so that tests can interrupt a convert mid-way.
 SLOW_MODULE = """
 import time
-import packer.conversion as c
+import packer.executors as c
 original = c.write_shard
 def slow(job, *args, **kwargs):
     time.sleep(0.15)

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer import convert, open_pack
-from packer.conversion import parse_size, plan_shards
 from packer.demo import make_demo_tree
 from packer.errors import UsageError
+from packer.plan import plan_shards
+from packer.sizes import parse_bytes
 from packer.testing import tree_digest
 
 
@@ -33,7 +34,7 @@ def test_one_process_and_workers_cut_the_same_shards(
     assert tree_digest(one.path) == tree_digest(two.path)
     assert one.data_files > 1 and len(one.skipped) == 1
     with open_pack(one.path) as pack:
-        limit = parse_size(shard_size) if shard_size else None
+        limit = parse_bytes(shard_size) if shard_size else None
         loc = pack.index.locations
         for file_id, f in enumerate(pack.manifest.data_files):
             assert per_shard is None or f.num_samples <= per_shard
@@ -63,12 +64,12 @@ def test_plan_rule(sizes: list[int], limit: int | None, count: int | None) -> No
 @pytest.mark.parametrize("bad", ["", "12XB", "-5", "0", "lots"])
 def test_bad_sizes(bad: str) -> None:
     with pytest.raises(UsageError):
-        parse_size(bad)
+        parse_bytes(bad)
 
 
 def test_sizes() -> None:
     assert (
-        parse_size("512MB") == 512_000_000
-        and parse_size("1GiB") == 2**30
-        and parse_size("4096") == 4096
+        parse_bytes("512MB") == 512_000_000
+        and parse_bytes("1GiB") == 2**30
+        and parse_bytes("4096") == 4096
     )

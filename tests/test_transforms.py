@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from packer.errors import UsageError
-from packer.transforms import Transform, parse_size
+from packer.transforms import Transform, parse_hw
 
 
 def _jpeg(width: int, height: int, *, orientation: int | None = None, seed: int = 0) -> bytes:
@@ -36,11 +36,11 @@ def _png(im: Image.Image) -> bytes:
 
 
 def test_parse_size() -> None:
-    assert parse_size("224x192") == (224, 192)
-    assert parse_size("64") == (64, 64)
+    assert parse_hw("224x192") == (224, 192)
+    assert parse_hw("64") == (64, 64)
     for bad in ("", "0x5", "axb", "1x2x3"):
         with pytest.raises(UsageError):
-            parse_size(bad)
+            parse_hw(bad)
 
 
 @pytest.mark.parametrize("resize", ["stretch", "center-crop", "pad"])

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from packer._version import __version__
 
-__all__ = ["Pack", "Sample", "__version__", "convert", "inspect_pack", "open_pack", "verify_pack"]
+__all__ = [
+    "Pack",
+    "Sample",
+    "__version__",
+    "convert",
+    "extract",
+    "inspect_pack",
+    "list_formats",
+    "open_pack",
+    "verify_pack",
+]
 
 # Reading is imported eagerly, so that `import packer` pays numpy's import once and open_pack()
 # itself costs about a millisecond. Converting, verifying and the CLI's needs load on first use.
 from packer.pack import Pack, Sample, open_pack
 
 if TYPE_CHECKING:
-    from packer.api import convert, inspect_pack, verify_pack
+    from packer.api import convert, extract, inspect_pack, list_formats, verify_pack
+
+_FROM_API = ("convert", "extract", "inspect_pack", "list_formats", "verify_pack")
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("convert", "inspect_pack", "verify_pack"):
+    """The rest of :mod:`packer.api`, loaded on first use (``import packer`` stays light)."""
+    if name in _FROM_API:
         from packer import api
 
         return getattr(api, name)

@@ -6,18 +6,15 @@ a fresh subprocess), a sequential and a random raw-read pass and, with ``decode`
 pass decoding every image to a uint8 tensor. Medians over rounds are reported with min-max, and every
 figure also as the median of its per-round ratio to the folder. Every pass checks that it read the
 right number of samples and bytes, so a broken reader cannot look fast.
+
+Results and their JSON are in :mod:`packer.bench_report`; page-cache tools in :mod:`packer.pagecache`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
-import mmap
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,26 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from packer import __version__
+from packer.bench_report import FOLDER, BenchReport, SystemResult, recommend
 from packer.conversion import convert
 from packer.errors import PackError, SourceError, UsageError
+from packer.files import disk_bytes
 from packer.pack import Pack, open_pack
+from packer.pagecache import evict, files_of, resident_fraction, warm
 from packer.progress import NoProgress, Progress
 from packer.registry import backend_names
 from packer.scanner import scan_tree
-
-FOLDER = "folder"
-#: metric -> (label, higher is better)
-METRICS: dict[str, tuple[str, bool]] = {
-    "convert_seconds": ("convert s", False),
-    "size_ratio": ("size vs src", False),
-    "open_ms": ("open ms", False),
-    "open_rss_mb": ("RSS MB", False),
-    "seq_samples_per_s": ("seq/s", True),
-    "seq_mb_per_s": ("seq MB/s", True),
-    "random_samples_per_s": ("random/s", True),
-    "decode_images_per_s": ("decode img/s", True),
-}
 
 _OPEN_PROBE = r"""
 import json, sys, time
@@ -69,138 +55,6 @@ else:
     pack.read(0)
 print(json.dumps({"open_ms": (time.perf_counter() - start) * 1e3, "open_rss_mb": rss() - before}))
 """
-
-
-@dataclass
-class Stat:
-    """Median and range of one metric over rounds."""
-
-    values: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.values) if self.values else None
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "median": self.median,
-            "min": min(self.values) if self.values else None,
-            "max": max(self.values) if self.values else None,
-        }
-
-
-@dataclass
-class SystemResult:
-    """Everything measured for one system (a format, or the plain folder)."""
-
-    name: str
-    path: Path
-    metrics: dict[str, Stat] = field(default_factory=lambda: {m: Stat() for m in METRICS})
-    ratios: dict[str, Stat] = field(default_factory=lambda: {m: Stat() for m in METRICS})
-
-    def median(self, metric: str) -> float | None:
-        return self.metrics[metric].median
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "metrics": {k: v.to_dict() for k, v in self.metrics.items() if v.values},
-            "vs_folder": {k: v.median for k, v in self.ratios.items() if v.values},
-        }
-
-
-@dataclass
-class BenchReport:
-    """The ``pack bench --json`` document."""
-
-    source: str
-    samples: int
-    source_bytes: int
-    rounds: int
-    random_reads: int
-    cold: bool
-    cold_effective: bool | None
-    decode_workers: int | None
-    results: list[SystemResult]
-    recommendation: dict[str, str | None]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": "packer-bench-v1",
-            "packer_version": __version__,
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-            },
-            "source": self.source,
-            "samples": self.samples,
-            "source_bytes": self.source_bytes,
-            "rounds": self.rounds,
-            "random_reads": self.random_reads,
-            "cold": self.cold,
-            "cold_effective": self.cold_effective,
-            "decode_workers": self.decode_workers,
-            "results": [r.to_dict() for r in self.results],
-            "recommendation": self.recommendation,
-        }
-
-
-def allocated_bytes(path: Path) -> int:
-    """Bytes actually allocated on disk (``du``), for a file or a tree."""
-    files = (
-        [path]
-        if path.is_file()
-        else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
-    )
-    return sum(p.stat().st_blocks * 512 for p in files)
-
-
-def _files(path: Path) -> list[Path]:
-    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-
-
-def evict(path: Path) -> None:
-    """Drop a file or tree from the page cache (flushing dirty pages first)."""
-    for file in _files(path):
-        fd = os.open(file, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def warm(path: Path) -> None:
-    """Read a file or tree through once, so that a warm pass measures reading, not the disk (some
-    machines reclaim idle page cache quickly)."""
-    buffer = bytearray(1 << 20)
-    for file in _files(path):
-        with open(file, "rb", buffering=0) as f:
-            while f.readinto(buffer):
-                pass
-
-
-def resident_fraction(path: Path) -> float | None:
-    """Fraction of a file's pages in the page cache (``mincore``), or None where unavailable."""
-    libc_name = ctypes.util.find_library("c")
-    size = path.stat().st_size
-    if libc_name is None or size == 0:
-        return None
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    page = mmap.PAGESIZE
-    pages = (size + page - 1) // page
-    with open(path, "rb") as f:
-        mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
-    try:
-        address = ctypes.addressof(ctypes.c_char.from_buffer(mapped))
-        vec = (ctypes.c_ubyte * pages)()
-        if libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(size), vec) != 0:
-            return None
-        return sum(v & 1 for v in vec) / pages
-    finally:
-        del address
-        mapped.close()
 
 
 def make_sample_tree(src: Path, out: Path, count: int, seed: int = 0) -> Path:
@@ -343,7 +197,7 @@ def bench(
                 systems.append(SystemResult(f"{existing_pack.backend.name}:{p.name}", p))
         plan = _Plan(
             source=source,
-            source_allocated=allocated_bytes(source),
+            source_allocated=disk_bytes(source),
             n=n,
             total=total,
             order=order,
@@ -378,7 +232,7 @@ def bench(
             cold_effective=(max(plan.cold_checks) < 0.05) if plan.cold_checks else None,
             decode_workers=workers if decode else None,
             results=systems,
-            recommendation=_recommend(systems),
+            recommendation=recommend(systems),
         )
     finally:
         if keep is None:
@@ -411,7 +265,7 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
         convert(plan.source, system.path, system.name)
         values["convert_seconds"] = time.perf_counter() - start
     progress.advance(1, 0)
-    values["size_ratio"] = allocated_bytes(system.path) / max(1, plan.source_allocated)
+    values["size_ratio"] = disk_bytes(system.path) / max(1, plan.source_allocated)
     probe = subprocess.run(
         [sys.executable, "-c", _OPEN_PROBE, "folder" if is_folder else "pack", str(system.path)],
         capture_output=True, text=True, check=False,
@@ -428,7 +282,7 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
     def prepare() -> None:
         if plan.cold:
             evict(system.path)
-            largest = max(_files(system.path), key=lambda p: p.stat().st_size)
+            largest = max(files_of(system.path), key=lambda p: p.stat().st_size)
             fraction = resident_fraction(largest)
             if fraction is not None:
                 plan.cold_checks.append(fraction)
@@ -462,68 +316,3 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
         )
         progress.advance(1, 0)
     return values
-
-
-def _recommend(systems: list[SystemResult]) -> dict[str, str | None]:
-    formats = [s for s in systems if s.name != FOLDER]
-
-    def best(metric: str) -> str | None:
-        scored = [(s.median(metric), s.name) for s in formats if s.median(metric) is not None]
-        return max(scored)[1] if scored else None
-
-    return {"sequential": best("seq_samples_per_s"), "random": best("random_samples_per_s")}
-
-
-def plot(report: BenchReport, path: str | os.PathLike[str]) -> None:
-    """A bar chart of the main metrics, one panel each, formats vs the folder (needs matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install packer[plot]") from None
-    panels = [
-        ("random_samples_per_s", "random reads / s"),
-        ("seq_samples_per_s", "sequential reads / s"),
-        ("convert_seconds", "convert time (s)"),
-        ("size_ratio", "size on disk / source"),
-    ]
-    if report.decode_workers:
-        panels.append(
-            ("decode_images_per_s", f"DataLoader decode img/s ({report.decode_workers} workers)")
-        )
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2))
-    for ax, (metric, title) in zip(axes, panels, strict=True):
-        rows = [(r.name, r.metrics[metric]) for r in report.results if r.metrics[metric].values]
-        names = [name for name, _ in rows]
-        medians = [stat.median or 0.0 for _, stat in rows]
-        low = [m - min(stat.values) for m, (_, stat) in zip(medians, rows, strict=True)]
-        high = [max(stat.values) - m for m, (_, stat) in zip(medians, rows, strict=True)]
-        colors = ["#999999" if name == FOLDER else "#2b6cb0" for name in names]
-        ax.bar(names, medians, yerr=[low, high], color=colors, capsize=3)
-        ax.set_title(title, fontsize=10)
-        ax.tick_params(axis="x", rotation=45, labelsize=8)
-    fig.suptitle(
-        f"pack bench: {report.samples} samples, {report.source_bytes / 1e6:.0f} MB, median of {report.rounds}"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def recommendation_line(report: BenchReport) -> str:
-    def describe(kind: str, metric: str) -> str:
-        name = report.recommendation.get(kind)
-        if name is None:
-            return f"{kind}: no format measured"
-        result = next(r for r in report.results if r.name == name)
-        ratio = result.ratios[metric].median
-        return f"{kind} reads: {name}" + (f" ({ratio:.1f}x the plain folder)" if ratio else "")
-
-    return (
-        "recommended for "
-        + describe("random", "random_samples_per_s")
-        + "; for "
-        + describe("sequential", "seq_samples_per_s")
-    )

@@ -10,25 +10,23 @@ import functools
 import json
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
-from packer import __version__
+from packer._version import __version__
+from packer.cli_render import (
+    CliProgress,
+    err,
+    human_bytes,
+    out,
+    print_json,
+    render_bench,
+    render_formats,
+    render_inspect,
+)
 from packer.errors import (
     EXIT_INTERRUPTED,
     EXIT_PROBLEMS_FOUND,
@@ -36,7 +34,6 @@ from packer.errors import (
     SourceError,
     UsageError,
 )
-from packer.images import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(
     name="pack",
@@ -45,11 +42,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: Options several commands share, declared once.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+QuietFlag = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or warnings on stderr.")
+]
 
 
 def _handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -67,80 +67,6 @@ def _handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
-
-
-def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-class CliProgress:
-    """Rich progress bar on a terminal; a plain line every few seconds otherwise; nothing if quiet."""
-
-    def __init__(self, *, quiet: bool) -> None:
-        self.quiet = quiet
-        self.live = not quiet and err.is_terminal
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-        self.total = 0
-        self.done = 0
-        self.nbytes = 0
-        self.description = ""
-        self._started = self._last = 0.0
-
-    def start(self, total_samples: int, description: str) -> None:
-        self.total, self.done, self.nbytes, self.description = total_samples, 0, 0, description
-        self._started = self._last = time.perf_counter()
-        if self.live:
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(description, total=total_samples, rate="")
-
-    def _rate(self) -> str:
-        elapsed = max(time.perf_counter() - self._started, 1e-9)
-        return f"{self.done / elapsed:,.0f} samples/s, {self.nbytes / elapsed / 1e6:,.1f} MB/s"
-
-    def advance(self, samples: int, nbytes: int) -> None:
-        self.done += samples
-        self.nbytes += nbytes
-        if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, advance=samples, rate=self._rate())
-        elif not self.quiet and time.perf_counter() - self._last >= 5.0:
-            self._last = time.perf_counter()
-            pct = 100.0 * self.done / self.total if self.total else 100.0
-            err.print(
-                f"{self.description}: {self.done}/{self.total} samples ({pct:.0f}%), {self._rate()}"
-            )
-
-    def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-
-
-def _compact(value: float) -> str:
-    """394_512 -> '395k': table cells stay narrow."""
-    for threshold, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
-        if abs(value) >= threshold:
-            return f"{value / unit:.3g}{suffix}"
-    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
 def _parse_options(pairs: list[str]) -> dict[str, str]:
@@ -206,8 +132,11 @@ def convert(
         bool, typer.Option(help="Reduced-size JPEG decoding when shrinking a lot.")
     ] = True,
     max_pixels: Annotated[
-        int, typer.Option(help="Refuse images with more pixels (decompression bombs).")
-    ] = DEFAULT_MAX_PIXELS,
+        int | None,
+        typer.Option(
+            help="Refuse images with more pixels (decompression bombs); default 89,478,485."
+        ),
+    ] = None,
     extensions: Annotated[
         str | None,
         typer.Option(
@@ -235,12 +164,8 @@ def convert(
             help="Continue an interrupted convert to the same DST from its finished shards."
         ),
     ] = False,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON report on stdout.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress or warnings on stderr.")
-    ] = False,
+    json_out: JsonFlag = False,
+    quiet: QuietFlag = False,
 ) -> None:
     """Pack an image folder tree into a pack folder.
 
@@ -249,8 +174,8 @@ def convert(
 
     Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
     """
-    from packer.conversion import convert as run_convert
-    from packer.transforms import Transform
+    from packer.api import Transform
+    from packer.api import convert as run_convert
 
     report = run_convert(
         src,
@@ -283,7 +208,7 @@ def convert(
         if report.resumed_shards:
             err.print(f"resumed: {report.resumed_shards} finished shard(s) reused")
     if json_out:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     if dry_run:
         if not json_out:
             out.print(
@@ -302,7 +227,7 @@ def convert(
     ratio = report.pack_bytes / report.source_bytes if report.source_bytes else 0.0
     out.print(
         f"packed {report.num_samples} samples ({report.num_classes} classes) into {report.path}: "
-        f"{report.data_files} {report.backend} file(s), {_human_bytes(report.pack_bytes)} "
+        f"{report.data_files} {report.backend} file(s), {human_bytes(report.pack_bytes)} "
         f"({ratio:.2f}x source) in {report.seconds:.2f} s"
         + (f"; {len(report.skipped)} file(s) skipped" if report.skipped else "")
     )
@@ -312,9 +237,7 @@ def convert(
 @_handle_errors
 def inspect(
     pack: Annotated[Path, typer.Argument(help="Pack folder.")],
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON document on stdout.")
-    ] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """Show what is in a pack: backend, options, totals, data files, samples per class.
 
@@ -324,43 +247,9 @@ def inspect(
 
     info = inspect_pack(pack)
     if json_out:
-        _print_json(info)
+        print_json(info)
         return
-    out.print(
-        f"[bold]{info['path']}[/]  backend [bold]{info['backend']}[/] {info['options']}",
-        markup=True,
-    )
-    ratio = f" ({info['size_vs_source']:.2f}x source)" if info["size_vs_source"] else ""
-    out.print(
-        f"{info['num_samples']} samples, {info['num_classes']} classes, {len(info['data_files'])} data "
-        f"file(s), {_human_bytes(info['pack_bytes'])} on disk{ratio}, made by packer "
-        f"{info['created_by'].get('version', '?')}"
-    )
-    if info["transform"]:
-        t = info["transform"]
-        stored = (
-            f"pixels {info['sample_shape']}"
-            if info["sample_shape"]
-            else f"re-encoded {t['reencode']}"
-        )
-        out.print(f"transform: size {t['size']} ({t['resize']}), mode {t['mode']}, {stored}")
-    if info["skipped"]:
-        out.print(f"{len(info['skipped'])} source file(s) were skipped when packing (see --json)")
-    if info["ignored_files"]:
-        reasons = ", ".join(f"{n} {r}" for r, n in info["ignored_by_reason"].items())
-        out.print(f"{info['ignored_files']} source file(s) were not samples: {reasons}")
-    if info["warnings"]:
-        out.print(f"{len(info['warnings'])} warning(s) when packing (see --json):")
-        for w in info["warnings"][:10]:
-            out.print(f"  {w.get('path', '?')}: {w.get('message', '')}")
-    table = Table("label", "class", "samples", title="classes")
-    for c in info["classes"]:
-        table.add_row(str(c["label"]), c["name"], str(c["count"]))
-    out.print(table)
-    files = Table("data file", "samples", "bytes", title="data files")
-    for d in info["data_files"]:
-        files.add_row(d["name"], str(d["num_samples"]), _human_bytes(d["bytes"]))
-    out.print(files)
+    render_inspect(info)
 
 
 @app.command()
@@ -373,10 +262,8 @@ def verify(
         typer.Option(help="Pixel limit for --deep (default: the limit the pack was made with)."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Processes checking samples; same report.")] = 1,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON report on stdout.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    json_out: JsonFlag = False,
+    quiet: QuietFlag = False,
 ) -> None:
     """Check every byte of a pack; exit 0 if intact, 1 if any file or sample is damaged.
 
@@ -397,7 +284,7 @@ def verify(
             "(see --json: decoder_warnings)"
         )
     if json_out:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         for p in report.problems:
             out.print(f"{p.kind}: {p.where}: {p.message}")
@@ -421,32 +308,26 @@ def extract(
     pack: Annotated[Path, typer.Argument(help="Pack folder (made without a transform).")],
     dest: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the tree into.")],
     force: Annotated[bool, typer.Option(help="Overwrite files that already exist in OUT.")] = False,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON report on stdout.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    json_out: JsonFlag = False,
+    quiet: QuietFlag = False,
 ) -> None:
     """Write the original tree back: class folders, file names and bytes, each checked by CRC-32.
 
     Example: pack extract train.pack restored/ && diff -r train/ restored/
     """
-    from packer.extract import extract as run_extract
+    from packer.api import extract as run_extract
 
     report = run_extract(pack, dest, force=force, progress=CliProgress(quiet=quiet or json_out))
     if json_out:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
-        out.print(
-            f"extracted {report.files} files ({_human_bytes(report.bytes)}) into {report.out}"
-        )
+        out.print(f"extracted {report.files} files ({human_bytes(report.bytes)}) into {report.out}")
 
 
 @app.command()
 @_handle_errors
 def formats(
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON document on stdout.")
-    ] = False,
+    json_out: JsonFlag = False,
 ) -> None:
     """List the available formats (built-in and plugins), their options and origin.
 
@@ -456,13 +337,9 @@ def formats(
 
     found = list_formats()
     if json_out:
-        _print_json(found)
+        print_json(found)
         return
-    table = Table("format", "from", "options (default)", "description")
-    for f in found:
-        opts = ", ".join(f"{k}={v}" for k, v in f["options"].items()) or "-"
-        table.add_row(f["name"], f["origin"], opts, f["error"] or f["summary"])
-    out.print(table)
+    render_formats(found)
 
 
 @app.command()
@@ -501,7 +378,7 @@ def bench(
     keep: Annotated[
         Path | None, typer.Option(help="Keep the converted packs in this folder.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    quiet: QuietFlag = False,
 ) -> None:
     """Compare formats on your data and machine: convert, size, open, sequential/random reads.
 
@@ -509,8 +386,8 @@ def bench(
 
     Example: pack bench ~/data/train --samples 20000 --formats tar,memmap,arrow --json bench.json --plot bench.png
     """
-    from packer.bench import METRICS, plot, recommendation_line
-    from packer.bench import bench as run_bench
+    from packer.api import METRICS
+    from packer.api import bench as run_bench
 
     if sort not in METRICS:
         raise UsageError(f"--sort {sort!r} must be one of: {', '.join(METRICS)}")
@@ -534,45 +411,12 @@ def bench(
         else:
             json_file.write_text(doc)
     if plot_file is not None:
+        from packer.cli_plot import plot
+
         plot(report, plot_file)
     if str(json_file) == "-":
         return
-    higher_is_better = METRICS[sort][1]
-    rows = sorted(
-        report.results,
-        key=lambda r: (
-            r.median(sort) is None,
-            -(r.median(sort) or 0) if higher_is_better else (r.median(sort) or 0),
-        ),
-    )
-    table = Table(
-        title=f"{report.samples} samples, {_human_bytes(report.source_bytes)}, median of {report.rounds}"
-    )
-    table.add_column("system")
-    shown = [m for m in METRICS if any(r.metrics[m].values for r in report.results)]
-    for metric in shown:
-        table.add_column(METRICS[metric][0], justify="right")
-    for r in rows:
-        cells = []
-        for metric in shown:
-            value, ratio = r.median(metric), r.ratios[metric].median
-            if value is None:
-                cells.append("-")
-                continue
-            text = _compact(value)
-            if (
-                ratio is not None
-                and r.name != "folder"
-                and metric not in ("size_ratio", "convert_seconds")
-            ):
-                text += f" ({ratio:.1f}x)"
-            cells.append(text)
-        table.add_row(r.name, *cells)
-    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
-    if report.cold:
-        state = {True: "took effect", False: "did NOT take effect", None: "could not be checked"}
-        out.print(f"page-cache eviction before each pass {state[report.cold_effective]}")
-    out.print(recommendation_line(report))
+    render_bench(report, sort)
 
 
 def _version_callback(value: bool) -> None:

@@ -499,6 +499,29 @@ def _silence_libtiff() -> None:
                 lib.TIFFSetWarningHandler(None)
 
 
+def validated_extensions(wanted: frozenset[str] | None) -> frozenset[str]:
+    """Extensions of files that are validated as images: ImageFolder's list plus every format
+    Pillow can open (``--extensions +avif``). Other files (``.npy``, ``.wav``) are packed as bytes.
+    Pillow's plugin table is only consulted (imported) when ``wanted`` goes beyond the known list."""
+    known = frozenset(EXTENSION_FORMATS)
+    if wanted is not None and wanted <= known:
+        return known
+    from PIL import Image, ImageFile
+
+    Image.init()
+
+    def real_decoder(fmt: str) -> bool:
+        opener: object = Image.OPEN[fmt][0]
+        return not (isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile))
+
+    readable = {
+        ext.lstrip(".").lower()
+        for ext, fmt in Image.registered_extensions().items()
+        if fmt in Image.OPEN and real_decoder(fmt)
+    }
+    return frozenset(readable) | known
+
+
 def check_image(data: bytes, mode: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
     if mode == "quick":
         return quick_check(data, max_pixels)

@@ -21,7 +21,9 @@ import numpy as np
 from packer.backends.base import Backend, DataReader
 from packer.backends.common import MmapRangeReader
 from packer.errors import PackError
-from packer.manifest import Index, Manifest, decode_key
+from packer.index import Index
+from packer.manifest import Manifest
+from packer.pagecache import warm
 from packer.registry import make_backend
 
 
@@ -157,7 +159,7 @@ class Pack:
             self._reader.close()
         if self.in_memory:
             for path in self._data_paths:
-                _load_into_page_cache(path)
+                warm(path)
         reader: DataReader
         if self.backend.raw_ranges:  # declared by the backend: the core maps the files itself
             ranges = MmapRangeReader(self._data_paths)
@@ -378,24 +380,3 @@ def open_pack(path: str | os.PathLike[str], *, in_memory: bool = False) -> Pack:
     ``in_memory=True`` reads every data file once into the (shared) page cache on first access.
     """
     return Pack(path, in_memory=in_memory)
-
-
-def _load_into_page_cache(path: Path) -> None:
-    """Read a file through once so that every later read is served from RAM, shared by processes."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # the reader reports missing files with a proper message
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        buffer = bytearray(
-            1 << 20
-        )  # one reused buffer: warming the cache costs this process no heap
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            while f.readinto(buffer):
-                pass
-    finally:
-        os.close(fd)
-
-
-__all__ = ["Pack", "Sample", "decode_key", "open_pack"]

@@ -120,3 +120,23 @@ def make_backend(
     """An instance of backend ``name`` with ``options`` (validated against its options class)."""
     cls = get_backend_class(name)
     return cls(cls.options_class.from_dict(options or {}, backend=name), pixel_shape=pixel_shape)
+
+
+def list_formats() -> list[dict[str, Any]]:
+    """Every backend with its origin, summary and options; a broken plugin is listed with its error."""
+    out: list[dict[str, Any]] = []
+    for source in backend_sources():
+        entry: dict[str, Any] = {
+            "name": source.name,
+            "origin": source.origin,
+            "target": source.target,
+        }
+        try:
+            cls = load_backend(source)
+        except PluginError as exc:
+            entry.update(summary="", options={}, error=str(exc))
+        else:
+            defaults = cls.options_class().to_dict()
+            entry.update(summary=cls.summary, options=defaults, error=None)
+        out.append(entry)
+    return out

@@ -32,7 +32,7 @@ _RESAMPLE = (
 _ENCODINGS = {"jpeg": ("JPEG", "jpg"), "png": ("PNG", "png"), "webp": ("WEBP", "webp")}
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_hw(text: str) -> tuple[int, int]:
     """``"224x192"`` -> (224, 192) as (height, width); ``"224"`` -> (224, 224)."""
     m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
     if not m:
@@ -89,7 +89,7 @@ class Transform:
         """A Transform from CLI-style values, or None for byte passthrough."""
         if size is None and mode is None and reencode is None:
             return None
-        parsed = parse_size(size) if isinstance(size, str) else size
+        parsed = parse_hw(size) if isinstance(size, str) else size
         return cls(parsed, resize, mode, reencode, draft)
 
     def _encoding(self) -> tuple[str, str, dict[str, Any]]:

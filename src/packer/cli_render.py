@@ -1,0 +1,190 @@
+"""How the ``pack`` command shows things: progress on stderr, numbers, tables, JSON on stdout.
+
+Kept apart from the commands (``cli.py``) so that a command reads as: parse, call
+:mod:`packer.api`, render.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from packer.bench_report import FOLDER, METRICS, BenchReport, recommendation_line
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(doc: Any) -> None:
+    """The one JSON document a ``--json`` command prints on stdout."""
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def human_bytes(n: float) -> str:
+    """24500 -> '24.5 kB' (decimal units, like ``du --si``)."""
+    return decimal(int(n))
+
+
+def compact_number(value: float) -> str:
+    """394_512 -> '395k': table cells stay narrow."""
+    for threshold, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / unit:.3g}{suffix}"
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
+class CliProgress:
+    """Rich progress bar on a terminal; a plain line every few seconds otherwise; nothing if quiet."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.live = not quiet and err.is_terminal
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self.total = 0
+        self.done = 0
+        self.nbytes = 0
+        self.description = ""
+        self._started = self._last = 0.0
+
+    def start(self, total_samples: int, description: str) -> None:
+        self.total, self.done, self.nbytes, self.description = total_samples, 0, 0, description
+        self._started = self._last = time.perf_counter()
+        if self.live:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(description, total=total_samples, rate="")
+
+    def _rate(self) -> str:
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        return f"{self.done / elapsed:,.0f} samples/s, {self.nbytes / elapsed / 1e6:,.1f} MB/s"
+
+    def advance(self, samples: int, nbytes: int) -> None:
+        self.done += samples
+        self.nbytes += nbytes
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, advance=samples, rate=self._rate())
+        elif not self.quiet and time.perf_counter() - self._last >= 5.0:
+            self._last = time.perf_counter()
+            pct = 100.0 * self.done / self.total if self.total else 100.0
+            err.print(
+                f"{self.description}: {self.done}/{self.total} samples ({pct:.0f}%), {self._rate()}"
+            )
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def render_inspect(info: dict[str, Any]) -> None:
+    """``pack inspect`` without ``--json``: a header, totals, what was left out, two tables."""
+    out.print(
+        f"[bold]{info['path']}[/]  backend [bold]{info['backend']}[/] {info['options']}",
+        markup=True,
+    )
+    ratio = f" ({info['size_vs_source']:.2f}x source)" if info["size_vs_source"] else ""
+    out.print(
+        f"{info['num_samples']} samples, {info['num_classes']} classes, {len(info['data_files'])} data "
+        f"file(s), {human_bytes(info['pack_bytes'])} on disk{ratio}, made by packer "
+        f"{info['created_by'].get('version', '?')}"
+    )
+    if info["transform"]:
+        t = info["transform"]
+        stored = (
+            f"pixels {info['sample_shape']}"
+            if info["sample_shape"]
+            else f"re-encoded {t['reencode']}"
+        )
+        out.print(f"transform: size {t['size']} ({t['resize']}), mode {t['mode']}, {stored}")
+    if info["skipped"]:
+        out.print(f"{len(info['skipped'])} source file(s) were skipped when packing (see --json)")
+    if info["ignored_files"]:
+        reasons = ", ".join(f"{n} {r}" for r, n in info["ignored_by_reason"].items())
+        out.print(f"{info['ignored_files']} source file(s) were not samples: {reasons}")
+    if info["warnings"]:
+        out.print(f"{len(info['warnings'])} warning(s) when packing (see --json):")
+        for w in info["warnings"][:10]:
+            out.print(f"  {w.get('path', '?')}: {w.get('message', '')}")
+    table = Table("label", "class", "samples", title="classes")
+    for c in info["classes"]:
+        table.add_row(str(c["label"]), c["name"], str(c["count"]))
+    out.print(table)
+    files = Table("data file", "samples", "bytes", title="data files")
+    for d in info["data_files"]:
+        files.add_row(d["name"], str(d["num_samples"]), human_bytes(d["bytes"]))
+    out.print(files)
+
+
+def render_bench(report: BenchReport, sort: str) -> None:
+    """``pack bench``'s table, sorted by ``sort``, with each figure's ratio to the plain folder."""
+    higher_is_better = METRICS[sort][1]
+    rows = sorted(
+        report.results,
+        key=lambda r: (
+            r.median(sort) is None,
+            -(r.median(sort) or 0) if higher_is_better else (r.median(sort) or 0),
+        ),
+    )
+    table = Table(
+        title=f"{report.samples} samples, {human_bytes(report.source_bytes)}, median of {report.rounds}"
+    )
+    table.add_column("system")
+    shown = [m for m in METRICS if any(r.metrics[m].values for r in report.results)]
+    for metric in shown:
+        table.add_column(METRICS[metric][0], justify="right")
+    for r in rows:
+        cells = []
+        for metric in shown:
+            value, ratio = r.median(metric), r.ratios[metric].median
+            if value is None:
+                cells.append("-")
+                continue
+            text = compact_number(value)
+            if (
+                ratio is not None
+                and r.name != FOLDER
+                and metric not in ("size_ratio", "convert_seconds")
+            ):
+                text += f" ({ratio:.1f}x)"
+            cells.append(text)
+        table.add_row(r.name, *cells)
+    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
+    if report.cold:
+        state = {True: "took effect", False: "did NOT take effect", None: "could not be checked"}
+        out.print(f"page-cache eviction before each pass {state[report.cold_effective]}")
+    out.print(recommendation_line(report))
+
+
+def render_formats(found: list[dict[str, Any]]) -> None:
+    """``pack formats`` without ``--json``: one row per backend."""
+    table = Table("format", "from", "options (default)", "description")
+    for f in found:
+        opts = ", ".join(f"{k}={v}" for k, v in f["options"].items()) or "-"
+        table.add_row(f["name"], f["origin"], opts, f["error"] or f["summary"])
+    out.print(table)

@@ -1,0 +1,115 @@
+"""Where shards are written: in this process, in a local process pool, or on any executor.
+
+The seam is :class:`concurrent.futures.Executor` (``submit`` -> future): a process pool and
+``distributed.Client.get_executor()`` both fit it, so the code that plans and commits shards never
+knows which one runs them. Tasks are :func:`~packer.shards.write_shard` calls on picklable jobs and
+return small, checkable :class:`~packer.shards.ShardResult` records; results come back in shard
+order, and only the driver commits them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+import multiprocessing
+import signal
+from collections.abc import Callable, Iterator
+
+from packer.progress import Progress
+from packer.shards import ShardJob, ShardResult, compact_job, write_shard
+
+#: Decides whether a finished shard of an interrupted run can be reused for ``job``.
+Reusable = Callable[[ShardResult | None, ShardJob], bool]
+
+
+def run_inline(
+    template: ShardJob,
+    samples_per_shard: int | None,
+    progress: Progress,
+    done: dict[int, ShardResult],
+    reusable: Reusable,
+) -> Iterator[ShardResult]:
+    """Write shards one after another in this process, cutting each by bytes while reading (no
+    stat pass over the tree first)."""
+    n = len(template.paths)
+    position, shard = 0, 0
+    while position < n:
+        job = dataclasses.replace(template, shard=shard, start=position)
+        record = done.get(shard)
+        if record is not None and reusable(record, job):
+            progress.advance(record.data_file.num_samples, record.source_bytes)
+            result = record
+        else:
+            done.clear()  # boundaries from here on may differ: nothing later can be reused
+            stop = n if samples_per_shard is None else min(n, position + samples_per_shard)
+            result = write_shard(dataclasses.replace(job, stop=stop), progress.advance)
+        position += result.consumed
+        shard += 1
+        yield result
+
+
+def run_on(
+    executor: cf.Executor,
+    jobs: list[ShardJob],
+    progress: Progress,
+    done: dict[int, ShardResult],
+    reusable: Reusable,
+    *,
+    in_flight: int,
+) -> Iterator[ShardResult]:
+    """Write planned shards on ``executor``, at most ``in_flight`` at a time; yield them in shard
+    order. On any error (or Ctrl-C) queued shards are cancelled before it propagates."""
+    reuse = {
+        job.shard: done[job.shard]
+        for job in jobs
+        if job.shard in done
+        and reusable(done[job.shard], job)
+        and done[job.shard].consumed == (job.stop or 0) - job.start
+    }
+    queue = iter([job for job in jobs if job.shard not in reuse])
+    futures: dict[int, cf.Future[ShardResult]] = {}
+
+    def submit_next() -> None:
+        following = next(queue, None)
+        if following is not None:
+            futures[following.shard] = executor.submit(write_shard, compact_job(following))
+
+    try:
+        for _ in range(in_flight):
+            submit_next()
+        for job in jobs:
+            if job.shard in reuse:
+                result = reuse[job.shard]
+            else:
+                result = futures.pop(job.shard).result()
+                submit_next()
+            progress.advance(result.data_file.num_samples, result.source_bytes)
+            yield result
+    finally:
+        for future in futures.values():
+            future.cancel()
+
+
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C is the parent's to handle; it then stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def local_pool(workers: int) -> Iterator[cf.Executor]:
+    """A process pool on this machine that is stopped at once (its workers terminated, not waited
+    for) when the block ends with an error, a bad file or Ctrl-C."""
+    # spawn, not fork: the parent may hold threads (progress display) and open handles.
+    ctx = multiprocessing.get_context("spawn")
+    before = set(multiprocessing.active_children())
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    try:
+        yield pool
+    except BaseException:
+        # Only this pool's workers were started since `before` (convert starts no other process).
+        for process in set(multiprocessing.active_children()) - before:
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -1,0 +1,35 @@
+"""Small file helpers every part of packer uses: durable writes, sizes, checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def write_file_synced(path: Path, data: bytes) -> None:
+    """Write and fsync: the manifest is the pack's commit record, it must reach the disk."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def tree_bytes(path: Path) -> int:
+    """Apparent size of every file under ``path`` (a pack folder)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes actually allocated on disk (``du``), for a file or a tree."""
+    files = (
+        [path]
+        if path.is_file()
+        else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    )
+    return sum(p.stat().st_blocks * 512 for p in files)

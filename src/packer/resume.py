@@ -1,0 +1,112 @@
+"""``--resume``: finished shards of an interrupted convert, recorded so that a rerun reuses them.
+
+A partial pack keeps a ``.resume`` folder: the digest of what it was planned from, and per finished
+shard its :class:`~packer.shards.ShardResult` (arrays in ``.npz``, the rest in ``.json``, each
+written under a temporary name and renamed). A record is reused only if the plan is the same, the
+data file still has its recorded sha256 and its source files still have the sizes it was cut from,
+so the result is byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packer.backends.base import Backend
+from packer.files import sha256_file
+from packer.plan import stat_size
+from packer.shards import ShardJob, ShardResult
+
+RESUME_DIR = ".resume"
+
+
+def plan_digest(job: ShardJob, backend: Backend[Any], extra: dict[str, Any]) -> str:
+    """What a resumable partial pack was planned from: any change means starting over. (File
+    sizes are checked per reused shard, see :func:`reusable`.)"""
+    h = hashlib.sha256()
+    h.update(json.dumps([backend.name, backend.options.to_dict(), extra], sort_keys=True).encode())
+    h.update(f"{len(job.paths)}\n".encode())
+    h.update("\n".join(job.paths).encode("utf-8", "surrogateescape"))
+    h.update(job.labels.tobytes())
+    h.update(job.extension_ids.tobytes())
+    return h.hexdigest()
+
+
+def reusable(record: ShardResult | None, job: ShardJob) -> bool:
+    """A finished shard is reused only if it starts where ``job`` must and its source files still
+    have the sizes it was cut from (so every later boundary is the same)."""
+    if record is None or record.start != job.start:
+        return False
+    root = os.fspath(job.root) + os.sep
+    paths = job.paths[job.start : job.start + record.consumed]
+    return (
+        len(paths) == record.consumed
+        and sum(stat_size(root + p) for p in paths) == record.planned_bytes
+    )
+
+
+def save_result(folder: Path, result: ShardResult) -> None:
+    """Record a finished shard so that ``--resume`` can reuse it (written atomically)."""
+    stem = folder / f"shard-{result.shard:05d}"
+    arrays, info = result.to_record()
+    tmp = stem.with_suffix(".tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    tmp.rename(stem.with_suffix(".npz"))
+    stem.with_suffix(".tmp.json").write_text(json.dumps(info))
+    stem.with_suffix(".tmp.json").rename(stem.with_suffix(".json"))
+
+
+def load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
+    """Finished shards of an interrupted run whose data file is still exactly what was recorded."""
+    found: dict[int, ShardResult] = {}
+    for info_path in sorted(folder.glob("shard-*.json")):
+        try:
+            info = json.loads(info_path.read_text())
+            with np.load(info_path.with_suffix(".npz"), allow_pickle=False) as npz:
+                result = ShardResult.from_record({k: npz[k] for k in npz.files}, info)
+            path = out_dir / result.data_file.name
+            if (
+                path.is_file()
+                and path.stat().st_size == result.data_file.bytes
+                and sha256_file(path) == result.data_file.sha256
+            ):
+                found[result.shard] = result
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue  # a record cut short by the crash: that shard is simply written again
+    return found
+
+
+def prepare_resume(
+    partial: Path, template: ShardJob, backend: Backend[Any], extra: list[Any]
+) -> dict[int, ShardResult]:
+    """Finished shards to reuse from an interrupted run with the same plan; start the record."""
+    folder = partial / RESUME_DIR
+    digest = plan_digest(template, backend, {"extra": extra})
+    plan_file = folder / "plan"
+    done: dict[int, ShardResult] = {}
+    if plan_file.is_file() and plan_file.read_text() == digest:
+        done = load_results(folder, partial)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(exist_ok=True)
+    plan_file.write_text(digest)
+    return done
+
+
+def remove_strays(partial: Path, data_files: set[str]) -> None:
+    """Drop the resume records and anything an interrupted run left that is not part of the pack."""
+    shutil.rmtree(partial / RESUME_DIR, ignore_errors=True)
+    for entry in partial.iterdir():
+        if (
+            entry.is_file()
+            and entry.name not in data_files
+            and not entry.name.startswith(".packer-owner")
+        ):
+            entry.unlink()
