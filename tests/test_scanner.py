@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer.errors import SourceError
-from packer.scanner import sample_key, scan_tree
+from packer.keys import sample_key
+from packer.scanner import scan_tree
 from packer.testing import imagefolder_order, make_edge_tree
 
 

@@ -32,22 +32,14 @@ from packer.files import sha256_file, tree_bytes
 from packer.findings import duplicates_across_classes, index_columns
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
 from packer.index import INDEX_FILES, IndexWriter
+from packer.keys import split_name
 from packer.manifest import DataFile, Manifest
+from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
 from packer.plan import DEFAULT_SHARD_SIZE, file_sizes, plan_shards
 from packer.progress import NoProgress, Progress
 from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend, pixel_formats
 from packer.resume import RESUME_DIR, prepare_resume, remove_strays, reusable, save_result
-from packer.scanner import (
-    DEFAULT_SYMLINKS,
-    MAX_LISTED,
-    Finding,
-    Omissions,
-    Scan,
-    Skipped,
-    parse_extensions,
-    scan_tree,
-    split_name,
-)
+from packer.scanner import DEFAULT_SYMLINKS, Scan, parse_extensions, scan_tree
 from packer.shards import ShardJob, ShardResult
 from packer.sizes import parse_bytes
 from packer.staging import Staging, check_destination

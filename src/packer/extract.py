@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from packer.errors import OutputError, PackError
+from packer.keys import file_name
 from packer.pack import open_pack
 from packer.progress import NoProgress, Progress
-from packer.scanner import file_name
 
 
 @dataclass

@@ -13,7 +13,9 @@ import numpy as np
 
 from packer.images import EXTENSION_FORMATS, sniff_format
 from packer.index import INDEX_DIR, KEYS_FILE
-from packer.scanner import MAX_LISTED, Finding, Scan, sample_key
+from packer.keys import sample_key
+from packer.omissions import MAX_LISTED, Finding
+from packer.scanner import Scan
 
 
 def content_mismatch(rel: str, ext: str, data: bytes) -> Finding | None:

@@ -14,7 +14,6 @@ datasets pickle as a few fields, so they work with ``fork`` and ``spawn`` and ``
 from __future__ import annotations
 
 import io
-import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 from packer.errors import SampleDecodeError, UsageError
 from packer.images import decode_error_reason
+from packer.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
 from packer.pack import Pack
 from packer.transforms import WIDE_MODES, Transform, to_8bit
 from packer.views import View
@@ -249,20 +249,6 @@ class PackDataset(Dataset[Any]):
         return image, label
 
 
-def _split_for_rank(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.ndarray:
-    """Equal-length contiguous chunk of ``order`` for ``rank`` (padding wraps around, like
-    DistributedSampler), so no rank ever waits for another at the end of an epoch."""
-    total = len(order)
-    if drop_last:
-        per_rank = total // world_size
-    else:
-        per_rank = math.ceil(total / world_size)
-        if per_rank * world_size > total and total:
-            reps = math.ceil((per_rank * world_size - total) / total)
-            order = np.concatenate([order, np.tile(order, reps)[: per_rank * world_size - total]])
-    return order[rank * per_rank : (rank + 1) * per_rank]
-
-
 class PackSampler(Sampler[int]):
     """A distributed sampler for :class:`PackDataset` with equal counts per rank and mid-epoch resume.
 
@@ -297,11 +283,8 @@ class PackSampler(Sampler[int]):
         self.start = 0
 
     def order(self) -> np.ndarray:
-        if self.shuffle:
-            base = np.random.default_rng([self.seed, self.epoch]).permutation(self.length)
-        else:
-            base = np.arange(self.length)
-        return _split_for_rank(base, self.rank, self.world_size, self.drop_last)
+        base = epoch_permutation(self.length, self.shuffle, self.seed, self.epoch)
+        return split_for_rank(base, self.rank, self.world_size, self.drop_last)
 
     def __len__(self) -> int:
         return len(self.order()) - self.start
@@ -387,23 +370,14 @@ class PackIterableDataset(IterableDataset[Any]):
         n = len(self.base)
         if not self.shuffle:
             return np.arange(n)
-        rng = np.random.default_rng([self.seed, self.epoch])
         ids = np.arange(n) if self.base.indices is None else self.base.indices
-        positions = np.argsort(ids, kind="stable")  # dataset positions in storage order
-        shards = self.base.holder.shard_ids()[ids[positions]]
-        starts = np.flatnonzero(np.r_[True, shards[1:] != shards[:-1]])
-        bounds = np.r_[starts, n]
-        parts = []
-        for s in rng.permutation(len(starts)):
-            segment = positions[bounds[s] : bounds[s + 1]]
-            block = np.arange(len(segment)) // self.block_size
-            block_rank = rng.permutation(int(block[-1]) + 1)[block] if len(segment) else block
-            parts.append(segment[np.lexsort((rng.random(len(segment)), block_rank))])
-        return np.concatenate(parts) if parts else np.arange(0)
+        storage_order = np.argsort(ids, kind="stable")  # dataset positions in storage order
+        shard_of = self.base.holder.shard_ids()[ids[storage_order]]
+        return shard_block_order(shard_of, storage_order, self.seed, self.epoch, self.block_size)
 
     def rank_order(self) -> np.ndarray:
         """This rank's positions for the epoch, all equal in length across ranks."""
-        return _split_for_rank(self.epoch_order(), self.rank, self.world_size, self.drop_last)
+        return split_for_rank(self.epoch_order(), self.rank, self.world_size, self.drop_last)
 
     def __len__(self) -> int:
         return len(self.rank_order()) - self.start
@@ -411,9 +385,8 @@ class PackIterableDataset(IterableDataset[Any]):
     def __iter__(self) -> Iterator[Any]:
         order = self.rank_order()[self.start :]
         info = get_worker_info()
-        if info is not None and info.num_workers > 1:
-            batch = np.arange(len(order)) // self.batch_size
-            order = order[batch % info.num_workers == info.id]
+        if info is not None:
+            order = worker_share(order, self.batch_size, info.id, info.num_workers)
         self._yielded = 0
         for position in order.tolist():
             item = self.base[position]

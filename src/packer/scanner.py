@@ -13,7 +13,6 @@ Everything left out is recorded (path, reason), so convert can say what it did n
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from packer.errors import SourceError, UsageError
+from packer.keys import full_names, split_name
+from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
 
 #: Extensions packed by default (case-insensitive): exactly torchvision's ImageFolder list.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -42,58 +43,6 @@ JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"})
 #: whose target lies inside SRC are followed, others left out with a warning; ``skip``: no links.
 SYMLINK_POLICIES = ("inside", "follow", "skip")
 DEFAULT_SYMLINKS = "inside"
-
-#: How many ignored files and warnings are listed by path (all are counted).
-MAX_LISTED = 1000
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file left out of the pack, and why (reported by convert, recorded in the manifest)."""
-
-    path: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """Something a user would want to know before training (``kind`` is a stable short name)."""
-
-    kind: str
-    path: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "path": self.path, "message": self.message}
-
-
-@dataclass
-class Omissions:
-    """Files that are not samples: every one counted by reason, the first ``MAX_LISTED`` listed."""
-
-    listed: list[Skipped] = field(default_factory=list)
-    by_reason: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def count(self) -> int:
-        return sum(self.by_reason.values())
-
-    def add(self, path: str, reason: str) -> None:
-        self.by_reason[reason] += 1
-        if len(self.listed) < MAX_LISTED:
-            self.listed.append(Skipped(path, reason))
-
-    def summary(self) -> str:
-        """``ignored 896 files: 780 at the root (no class), 52 extension .txt, ...``"""
-        parts = [f"{n} {reason}" for reason, n in sorted(self.by_reason.items(), key=_by_count)]
-        return f"ignored {self.count} file(s): " + ", ".join(parts)
-
-
-def _by_count(item: tuple[str, int]) -> tuple[int, str]:
-    return -item[1], item[0]
 
 
 @dataclass
@@ -122,32 +71,6 @@ class Scan:
 
     def __len__(self) -> int:
         return len(self.paths)
-
-
-def split_name(relpath: str) -> tuple[str, str]:
-    """``cls/a/b.JPG`` -> (``cls/a/b``, ``JPG``); ``cls/README`` -> (``cls/README``, ``""``).
-
-    Only the base name is split (a dot in a folder name is not an extension); the case is kept.
-    """
-    slash = relpath.rfind("/")
-    dot = relpath.rfind(".")
-    if dot <= slash + 1:  # no dot in the base name, or only a leading one
-        return relpath, ""
-    return relpath[:dot], relpath[dot + 1 :]
-
-
-def sample_key(relpath: str, full: bool) -> tuple[str, str]:
-    """The key and extension of a sample file: the key is the path without its extension, or the
-    whole path when ``full`` (files whose names differ only by extension, see :func:`_full_names`)."""
-    stem, ext = split_name(relpath)
-    return (relpath if full else stem), ext
-
-
-def file_name(key: str, ext: str) -> str:
-    """The inverse of :func:`sample_key`: the relative file name a key and extension came from."""
-    if not ext or key.endswith("." + ext):
-        return key
-    return f"{key}.{ext}"
 
 
 def parse_extensions(spec: str | Iterable[str] | None) -> frozenset[str] | None:
@@ -428,7 +351,7 @@ class _Walker:
         for name in classes:
             before = len(paths)
             for rel, names in sorted(self.folders[name], key=lambda item: item[0]):
-                for full in _full_names(names):
+                for full in full_names(names):
                     self.full_keys.add(f"{rel}/{full}")
                 paths.extend(f"{rel}/{n}" for n in names)
             counts.append(len(paths) - before)
@@ -463,28 +386,3 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:
         return False
-
-
-def _full_names(names: list[str]) -> list[str]:
-    """Names in one folder whose key must keep the extension, so that every key is unique and
-    ``file_name(key, ext)`` gives the name back: names sharing a stem (``star.png``, ``star.jpg``),
-    names whose stem already ends in their extension (``a.png.png``), and, until none is left, a
-    stem equal to another file's full name (``star.png.jpg`` beside a full ``star.png``)."""
-    # Fast path (almost every folder): distinct stems and no name with two dots.
-    stems = [n.rpartition(".")[0] or n for n in names]
-    if len(set(stems)) == len(names) and not any(n.count(".") > 1 for n in names):
-        return []
-    counts = Counter(stems)
-    full = set()
-    for n, stem in zip(names, stems, strict=True):
-        ext = split_name(n)[1]
-        if ext and (counts[stem] > 1 or stem.endswith("." + ext)):
-            full.add(n)
-    changed = bool(full)
-    while changed:
-        changed = False
-        for n in names:
-            if n not in full and split_name(n)[1] and split_name(n)[0] in full:
-                full.add(n)
-                changed = True
-    return sorted(full)

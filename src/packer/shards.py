@@ -30,10 +30,11 @@ from packer.images import (
     decode_error_reason,
     pixel_limit,
 )
+from packer.keys import sample_key
 from packer.manifest import DataFile
+from packer.omissions import Finding, Skipped
 from packer.plan import stat_size
 from packer.registry import make_backend
-from packer.scanner import Finding, Skipped, sample_key
 
 if TYPE_CHECKING:
     from packer.transforms import Transform  # imports Pillow: only where a transform runs
