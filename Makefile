@@ -33,7 +33,7 @@ demo: $(VENV)/.base
 	  print(f'first sample: key={s.key!r} label={s.label} ({p.classes[s.label]}) {len(s.data)} bytes .{s.ext}')"
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks

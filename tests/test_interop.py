@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packer import convert, open_pack
+from packer import convert
 from packer.backends.common import member_stem
 from packer.backends.tar import _tarfile_header, fast_header
 from packer.testing import imagefolder_order, make_edge_tree
@@ -42,11 +42,25 @@ def _expected(source: Path) -> dict[str, bytes]:
     return {rel: (source / rel).read_bytes() for rel, _ in imagefolder_order(source)[1]}
 
 
+def _key(rel: str, rels: list[str]) -> str:
+    """The documented key rule, re-implemented for the edge tree: the path without its extension,
+    or the whole path when another file in the folder has the same stem."""
+    stem = rel.rsplit(".", 1)[0]
+    return rel if sum(r.rsplit(".", 1)[0] == stem for r in rels) > 1 else stem
+
+
+def _source_rows(source: Path) -> list[tuple[str, int, bytes, str]]:
+    """(key, label, bytes, ext) of every sample, in pack order, from the source tree itself."""
+    expected = imagefolder_order(source)[1]
+    rels = [rel for rel, _ in expected]
+    return [
+        (_key(rel, rels), label, (source / rel).read_bytes(), rel.rsplit(".", 1)[1])
+        for rel, label in expected
+    ]
+
+
 def test_tar_members_read_back_with_tarfile(source: Path, tmp_path: Path) -> None:
     convert(source, tmp_path / "p", "tar", samples_per_shard=5)
-    expected = _expected(source)
-    with open_pack(tmp_path / "p") as pack:
-        by_member = {f"{member_stem(s.key)}.{s.ext}": (s.key, s.ext, s.label) for s in pack}
     found = {}
     for shard in sorted((tmp_path / "p").glob("shard-*.tar")):
         with tarfile.open(shard) as tar:
@@ -54,10 +68,11 @@ def test_tar_members_read_back_with_tarfile(source: Path, tmp_path: Path) -> Non
                 f = tar.extractfile(m)
                 assert f is not None and m.mtime == 0 and m.uid == 0 and m.mode == 0o644
                 found[m.name] = f.read()
-    for name, (key, ext, label) in by_member.items():
-        assert found[name] == expected[f"{key}.{ext}"]
-        assert found[name[: -len(ext)] + "cls"] == str(label).encode()
-    assert len(found) == 2 * len(expected)
+    rows = _source_rows(source)
+    for key, label, data, ext in rows:
+        assert found[f"{member_stem(key)}.{ext}"] == data
+        assert found[f"{member_stem(key)}.cls"] == str(label).encode()
+    assert len(found) == 2 * len(rows)
 
 
 @pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar not installed")
@@ -85,12 +100,12 @@ def test_webdataset_reads_tar_shards(source: Path, tmp_path: Path) -> None:
     convert(source, tmp_path / "p", "tar", samples_per_shard=4)
     shards = [str(p) for p in sorted((tmp_path / "p").glob("shard-*.tar"))]
     samples = list(wds.WebDataset(shards, shardshuffle=False, empty_check=False))
-    with open_pack(tmp_path / "p") as pack:
-        assert len(samples) == len(pack)
-        for got, want in zip(samples, pack, strict=True):
-            assert got["__key__"] == member_stem(want.key)
-            assert got[want.ext.lower()] == want.data  # webdataset lower-cases extensions
-            assert int(got["cls"]) == want.label
+    rows = _source_rows(source)
+    assert len(samples) == len(rows)
+    for got, (key, label, data, ext) in zip(samples, rows, strict=True):
+        assert got["__key__"] == member_stem(key)
+        assert got[ext.lower()] == data  # webdataset lower-cases extensions
+        assert int(got["cls"]) == label
 
 
 @pytest.mark.parametrize("compression", ["stored", "deflate"])
@@ -106,9 +121,8 @@ def test_zip_reads_back_with_zipfile(source: Path, tmp_path: Path, compression: 
             for info in z.infolist():
                 assert info.date_time == (1980, 1, 1, 0, 0, 0)
                 found[info.filename] = z.read(info)
-    with open_pack(tmp_path / "p") as pack:
-        assert {f"{member_stem(s.key)}.{s.ext}": s.data for s in pack} == found
-        assert sorted(found.values()) == sorted(expected.values())
+    assert found == {f"{member_stem(k)}.{ext}": data for k, _, data, ext in _source_rows(source)}
+    assert sorted(found.values()) == sorted(expected.values())
 
 
 @pytest.mark.skipif(shutil.which("unzip") is None, reason="unzip not installed")
@@ -120,26 +134,18 @@ def test_unzip_accepts_zip_shards(source: Path, tmp_path: Path) -> None:
     assert result.returncode == 0 and "No errors detected" in result.stdout
 
 
-def _pack_samples(path: Path) -> list[tuple[str, int, bytes]]:
-    with open_pack(path) as pack:
-        return [(s.key, s.label, s.data) for s in pack]
-
-
 def test_lmdb_reads_back_with_plain_lmdb(source: Path, tmp_path: Path) -> None:
     import lmdb
 
     convert(source, tmp_path / "p", "lmdb", samples_per_shard=6)
-    expected = _expected(source)
     found: dict[bytes, bytes] = {}
     for shard in sorted((tmp_path / "p").glob("shard-*.lmdb")):
         env = lmdb.open(str(shard), subdir=False, readonly=True, lock=False)
         with env.begin() as txn:
             found.update(txn.cursor())
         env.close()
-    with open_pack(tmp_path / "p") as pack:
-        for s in pack:
-            assert found[s.key.encode()] == expected[f"{s.key}.{s.ext}"]
-    assert len(found) == len(expected)
+    rows = _source_rows(source)
+    assert found == {key.encode(): data for key, _, data, _ in rows}
 
 
 def test_hdf5_reads_back_with_plain_h5py(source: Path, tmp_path: Path) -> None:
@@ -159,7 +165,7 @@ def test_hdf5_reads_back_with_plain_h5py(source: Path, tmp_path: Path) -> None:
                         f["data"][off[j] : off[j + 1]].tobytes(),
                     )
                 )
-    assert rows == _pack_samples(tmp_path / "p")
+    assert rows == [row[:3] for row in _source_rows(source)]
 
 
 def test_memmap_reads_back_with_numpy(source: Path, tmp_path: Path) -> None:
@@ -172,7 +178,10 @@ def test_memmap_reads_back_with_numpy(source: Path, tmp_path: Path) -> None:
         for i, p in enumerate(sorted((tmp_path / "p").glob("shard-*.bin")))
     }
     datas = [blobs[int(f)][int(o) : int(o) + int(n)].tobytes() for f, o, n in loc]
-    assert datas == [d for _, _, d in _pack_samples(tmp_path / "p")]
+    labels = np.load(tmp_path / "p" / "index" / "labels.npy").tolist()
+    assert list(zip(labels, datas, strict=True)) == [
+        (label, data) for _, label, data, _ in _source_rows(source)
+    ]
 
 
 def _table_rows(table: Any) -> list[tuple[str, int, bytes]]:
@@ -192,7 +201,7 @@ def test_arrow_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
             table = ipc.open_file(source_file).read_all()
             assert table.schema.field("data").type == pa.binary()
             rows += _table_rows(table)
-    assert rows == _pack_samples(tmp_path / "p")
+    assert rows == [row[:3] for row in _source_rows(source)]
 
 
 def test_parquet_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
@@ -207,7 +216,7 @@ def test_parquet_reads_back_with_pyarrow(source: Path, tmp_path: Path) -> None:
         assert data_column.compression == "UNCOMPRESSED" and not data_column.is_stats_set
         table = pq.read_table(shard)
         rows += _table_rows(table)
-    assert rows == _pack_samples(tmp_path / "p")
+    assert rows == [row[:3] for row in _source_rows(source)]
 
 
 def test_duckdb_queries_parquet_shards(source: Path, tmp_path: Path) -> None:
@@ -218,10 +227,10 @@ def test_duckdb_queries_parquet_shards(source: Path, tmp_path: Path) -> None:
     count, total, labels = con.execute(
         f"SELECT count(*), sum(octet_length(data)), sum(label) FROM '{glob}'"
     ).fetchall()[0]
-    samples = _pack_samples(tmp_path / "p")
+    samples = _source_rows(source)
     assert count == len(samples)
-    assert total == sum(len(d) for _, _, d in samples)
-    assert labels == sum(label for _, label, _ in samples)
+    assert total == sum(len(d) for _, _, d, _ in samples)
+    assert labels == sum(label for _, label, _, _ in samples)
     key, data = con.execute(f"SELECT key, data FROM '{glob}' WHERE key = 'cat/a'").fetchall()[0]
     assert data == (source / "cat" / "a.jpg").read_bytes() and key == "cat/a"
 

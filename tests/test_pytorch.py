@@ -44,8 +44,18 @@ def _crc_label(item: tuple[bytes, int]) -> tuple[int, int]:
     return zlib.crc32(item[0]), int(item[1])
 
 
-@pytest.mark.parametrize("backend", backend_names())
-@pytest.mark.parametrize(("workers", "context"), [(0, None), (2, "fork"), (2, "spawn")])
+def _loader_cases() -> list[Any]:
+    """Every backend without workers and with forked workers; spawned workers (~1 s each, a fresh
+    interpreter) for one backend in the default run and for the rest under the ``slow`` mark."""
+    cases: list[Any] = []
+    for backend in backend_names():
+        cases += [(backend, 0, None), (backend, 2, "fork")]
+        marks = () if backend == "tar" else (pytest.mark.slow,)
+        cases.append(pytest.param(backend, 2, "spawn", marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize(("backend", "workers", "context"), _loader_cases())
 @pytest.mark.parametrize("style", ["map", "iterable"])
 def test_every_sample_exactly_once_per_epoch(
     packs: dict[str, Path], backend: str, workers: int, context: str | None, style: str

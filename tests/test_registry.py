@@ -82,3 +82,19 @@ def test_entry_point_name_must_match_backend_name(
 def test_unknown_format_lists_the_known_ones() -> None:
     with pytest.raises(UsageError, match="available formats: .*tar"):
         get_backend_class("parquetish")
+
+
+def test_conformance_suite_runs_as_a_pytest_plugin(tmp_path: Path) -> None:
+    """A plugin author's whole test setup: `pytest --pyargs packer.testing.suite --packer-backend
+    NAME`, found through the `pytest11` entry point, run outside this repository's config."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
+         "packer.testing.suite", "--packer-backend", "dummy"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert " passed" in last and "skipped" not in last and "failed" not in last

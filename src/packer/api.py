@@ -10,7 +10,8 @@ from __future__ import annotations
 from packer._version import __version__
 from packer.bench import bench
 from packer.bench_report import METRICS, BenchReport, recommendation_line
-from packer.conversion import ConvertReport, convert
+from packer.conversion import convert
+from packer.conversion_report import ConvertReport
 from packer.describe import inspect_pack
 from packer.extract import ExtractReport, extract
 from packer.pack import Pack, Sample, open_pack

@@ -24,6 +24,7 @@ from packer.cli_render import (
     out,
     print_json,
     render_bench,
+    render_convert,
     render_formats,
     render_inspect,
 )
@@ -198,39 +199,12 @@ def convert(
         dry_run=dry_run,
         progress=CliProgress(quiet=quiet or json_out),
     )
-    if not quiet:
-        for s in report.skipped:
-            err.print(f"{'bad' if dry_run else 'skipped'} {s.path}: {s.reason}")
-        for w in report.warnings:
-            err.print(f"warning: {w.path}: {w.message}")
-        if report.ignored.count:
-            err.print(report.ignored.summary())
-        if report.resumed_shards:
-            err.print(f"resumed: {report.resumed_shards} finished shard(s) reused")
-    if json_out:
-        print_json(report.to_dict())
-    if dry_run:
-        if not json_out:
-            out.print(
-                f"dry run: {report.num_samples} samples ({report.num_classes} classes) would be "
-                f"packed, {len(report.skipped)} bad file(s), {report.ignored.count} ignored, "
-                f"{len(report.warnings)} warning(s); nothing was written"
-            )
-        if report.skipped and on_error == "fail":
-            raise SourceError(
-                f"{src}: {len(report.skipped)} bad file(s) (listed above); fix or remove them, "
-                "or convert with --on-error skip"
-            )
-        return
-    if json_out:
-        return
-    ratio = report.pack_bytes / report.source_bytes if report.source_bytes else 0.0
-    out.print(
-        f"packed {report.num_samples} samples ({report.num_classes} classes) into {report.path}: "
-        f"{report.data_files} {report.backend} file(s), {human_bytes(report.pack_bytes)} "
-        f"({ratio:.2f}x source) in {report.seconds:.2f} s"
-        + (f"; {len(report.skipped)} file(s) skipped" if report.skipped else "")
-    )
+    render_convert(report, quiet=quiet, json_out=json_out)
+    if dry_run and report.skipped and on_error == "fail":
+        raise SourceError(
+            f"{src}: {len(report.skipped)} bad file(s) (listed above); fix or remove them, "
+            "or convert with --on-error skip"
+        )
 
 
 @app.command()

@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from packer.bench_report import FOLDER, METRICS, BenchReport, recommendation_line
+from packer.conversion_report import ConvertReport
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -188,3 +189,32 @@ def render_formats(found: list[dict[str, Any]]) -> None:
         opts = ", ".join(f"{k}={v}" for k, v in f["options"].items()) or "-"
         table.add_row(f["name"], f["origin"], opts, f["error"] or f["summary"])
     out.print(table)
+
+
+def render_convert(report: ConvertReport, *, quiet: bool, json_out: bool) -> None:
+    """Bad and ignored files and warnings on stderr; the JSON report or one summary line on stdout."""
+    if not quiet:
+        for s in report.skipped:
+            err.print(f"{'bad' if report.dry_run else 'skipped'} {s.path}: {s.reason}")
+        for w in report.warnings:
+            err.print(f"warning: {w.path}: {w.message}")
+        if report.ignored.count:
+            err.print(report.ignored.summary())
+        if report.resumed_shards:
+            err.print(f"resumed: {report.resumed_shards} finished shard(s) reused")
+    if json_out:
+        print_json(report.to_dict())
+    elif report.dry_run:
+        out.print(
+            f"dry run: {report.num_samples} samples ({report.num_classes} classes) would be "
+            f"packed, {len(report.skipped)} bad file(s), {report.ignored.count} ignored, "
+            f"{len(report.warnings)} warning(s); nothing was written"
+        )
+    else:
+        ratio = report.pack_bytes / report.source_bytes if report.source_bytes else 0.0
+        out.print(
+            f"packed {report.num_samples} samples ({report.num_classes} classes) into "
+            f"{report.path}: {report.data_files} {report.backend} file(s), "
+            f"{human_bytes(report.pack_bytes)} ({ratio:.2f}x source) in {report.seconds:.2f} s"
+            + (f"; {len(report.skipped)} file(s) skipped" if report.skipped else "")
+        )

@@ -18,7 +18,6 @@ import errno
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from packer._version import __version__
 from packer.backends.base import Backend
+from packer.conversion_report import Collected, ConvertReport, build_report
 from packer.errors import OutputError, SourceError, UsageError
 from packer.executors import local_pool, run_inline, run_on
 from packer.files import sha256_file, tree_bytes
@@ -33,8 +33,8 @@ from packer.findings import duplicates_across_classes, index_columns
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
 from packer.index import INDEX_FILES, IndexWriter
 from packer.keys import split_name
-from packer.manifest import DataFile, Manifest
-from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
+from packer.manifest import Manifest
+from packer.omissions import MAX_LISTED, Skipped
 from packer.plan import DEFAULT_SHARD_SIZE, file_sizes, plan_shards
 from packer.progress import NoProgress, Progress
 from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend, pixel_formats
@@ -50,51 +50,6 @@ if TYPE_CHECKING:
 ON_ERROR_MODES = ("fail", "skip")
 
 
-@dataclass
-class ConvertReport:
-    """What ``convert`` did; ``to_dict`` is the ``pack convert --json`` document."""
-
-    path: Path
-    backend: str
-    num_samples: int
-    num_classes: int
-    data_files: int
-    payload_bytes: int
-    pack_bytes: int
-    source_bytes: int
-    seconds: float
-    skipped: list[Skipped] = field(default_factory=list)
-    resumed_shards: int = 0
-    ignored: Omissions = field(default_factory=Omissions)
-    warnings: list[Finding] = field(default_factory=list)
-    dry_run: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "backend": self.backend,
-            "dry_run": self.dry_run,
-            "num_samples": self.num_samples,
-            "num_classes": self.num_classes,
-            "data_files": self.data_files,
-            "payload_bytes": self.payload_bytes,
-            "pack_bytes": self.pack_bytes,
-            "source_bytes": self.source_bytes,
-            "seconds": round(self.seconds, 3),
-            "samples_per_second": round(self.num_samples / self.seconds, 1)
-            if self.seconds
-            else None,
-            "skipped": [s.to_dict() for s in self.skipped],
-            "resumed_shards": self.resumed_shards,
-            "ignored": {
-                "count": self.ignored.count,
-                "by_reason": dict(sorted(self.ignored.by_reason.items())),
-                "files": [s.to_dict() for s in self.ignored.listed],
-            },
-            "warnings": [w.to_dict() for w in self.warnings],
-        }
-
-
 def _pixel_shape(
     backend_cls: type[Backend[Any]], transform: Transform | None
 ) -> tuple[int, int, int] | None:
@@ -108,53 +63,6 @@ def _pixel_shape(
             "pixels"
         )
     return transform.pixel_shape()
-
-
-@dataclass
-class _Collected:
-    """Totals and index rows gathered from shard results as they arrive, in shard order."""
-
-    classes: int
-    data_files: list[DataFile] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    source_bytes: int = 0
-    payload_bytes: int = 0
-    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    columns: list[tuple[np.ndarray, np.ndarray, np.ndarray, bytes, np.ndarray]] = field(
-        default_factory=list
-    )
-
-    def add(self, result: ShardResult, *, keep_columns: bool = False) -> None:
-        if not len(self.counts):
-            self.counts = np.zeros(self.classes, dtype=np.int64)
-        self.data_files.append(result.data_file)
-        self.skipped.extend(result.skipped)
-        self.findings.extend(result.findings)
-        self.source_bytes += result.source_bytes
-        self.payload_bytes += result.payload_bytes
-        self.counts += np.bincount(result.labels, minlength=self.classes)
-        if keep_columns:  # a dry run has no index on disk to look for duplicates in
-            cols = (result.labels, result.crc32, result.locations[:, 2], result.key_blob)
-            self.columns.append((*cols, result.key_lengths))
-
-    @property
-    def num_samples(self) -> int:
-        return sum(d.num_samples for d in self.data_files)
-
-    def duplicates(self, scan: Scan) -> list[Finding]:
-        """Identical files under two labels, from the columns kept while collecting."""
-        if not self.columns:
-            return []
-        lengths = np.concatenate([c[4] for c in self.columns]).astype(np.uint64)
-        return duplicates_across_classes(
-            scan,
-            np.concatenate([c[0] for c in self.columns]),
-            np.concatenate([c[1] for c in self.columns]),
-            np.concatenate([c[2] for c in self.columns]),
-            b"".join(c[3] for c in self.columns),
-            np.concatenate([[0], np.cumsum(lengths, dtype=np.uint64)]),
-        )
 
 
 def convert(
@@ -278,7 +186,7 @@ def convert(
         with local_pool(workers) as pool:
             yield from run_on(pool, jobs, progress, done, reusable, in_flight=2 * workers)
 
-    collected = _Collected(
+    collected = Collected(
         len(scan.classes), skipped=list(scan.skipped), findings=list(scan.findings)
     )
     if dry_run:
@@ -289,7 +197,7 @@ def convert(
         finally:
             progress.finish()
         collected.findings.extend(collected.duplicates(scan))
-        return _report(dst_path, backend, scan, collected, started, pack_bytes=0, dry_run=True)
+        return build_report(dst_path, backend, scan, collected, started, pack_bytes=0, dry_run=True)
     try:
         with Staging(dst_path, force=force, keep_partial=resume) as staging:
             template = dataclasses.replace(template, out_dir=str(staging.path))
@@ -342,7 +250,7 @@ def convert(
             staging.commit()
     except OSError as exc:
         raise _output_error(dst_path, exc) from None
-    report = _report(dst_path, backend, scan, collected, started, pack_bytes=pack_bytes)
+    report = build_report(dst_path, backend, scan, collected, started, pack_bytes=pack_bytes)
     report.resumed_shards = resumed
     return report
 
@@ -405,7 +313,7 @@ def _extension_table(scan: Scan, transform: Transform | None) -> tuple[list[str]
 def _manifest(
     backend: Backend[Any],
     scan: Scan,
-    collected: _Collected,
+    collected: Collected,
     ext_names: list[str],
     created_by: dict[str, Any],
     transform: Transform | None,
@@ -434,33 +342,6 @@ def _manifest(
         warnings=[w.to_dict() for w in collected.findings[:MAX_LISTED]],
         transform=transform.to_dict() if transform is not None else None,
         sample_shape=list(pixel_shape) if pixel_shape is not None else None,
-    )
-
-
-def _report(
-    dst: Path,
-    backend: Backend[Any],
-    scan: Scan,
-    collected: _Collected,
-    started: float,
-    *,
-    pack_bytes: int,
-    dry_run: bool = False,
-) -> ConvertReport:
-    return ConvertReport(
-        path=dst,
-        backend=backend.name,
-        num_samples=collected.num_samples,
-        num_classes=len(scan.classes),
-        data_files=len(collected.data_files),
-        payload_bytes=collected.payload_bytes,
-        pack_bytes=pack_bytes,
-        source_bytes=collected.source_bytes,
-        seconds=time.perf_counter() - started,
-        skipped=sorted(collected.skipped, key=lambda s: s.path),
-        ignored=scan.ignored,
-        warnings=collected.findings[:MAX_LISTED],
-        dry_run=dry_run,
     )
 
 
