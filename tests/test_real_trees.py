@@ -368,7 +368,9 @@ def test_decode_errors_name_the_sample_and_pack(tmp_path: Path) -> None:
 # -- 16: verify --deep on several cores -------------------------------------------------------
 
 
-def test_verify_workers_give_the_same_report(tmp_path: Path) -> None:
+def test_verify_workers_give_the_same_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "src"
     for i in range(9):
         write(src / "c" / f"{i}.png", encode(noise(4, 4, seed=i), "PNG"))
@@ -379,14 +381,11 @@ def test_verify_workers_give_the_same_report(tmp_path: Path) -> None:
     offset = int(pack.index.locations[4, 1])
     raw[offset + 40] ^= 0xFF  # damage one sample's pixels
     data.write_bytes(bytes(raw))
-    import packer.api as api
+    import packer.verify
 
-    api._VERIFY_BLOCK = 2  # several blocks even on a small pack
-    try:
-        one = verify_pack(tmp_path / "p", deep=True)
-        two = verify_pack(tmp_path / "p", deep=True, workers=2)
-    finally:
-        api._VERIFY_BLOCK = 4096
+    monkeypatch.setattr(packer.verify, "_VERIFY_BLOCK", 2)  # several blocks on a small pack
+    one = verify_pack(tmp_path / "p", deep=True)
+    two = verify_pack(tmp_path / "p", deep=True, workers=2)
     assert one.to_dict() == two.to_dict()
     assert [p.where for p in one.problems if p.kind == "sample"] == ["sample 4 (c/4)"]
 

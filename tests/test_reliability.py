@@ -200,12 +200,16 @@ def test_many_readers_while_another_pack_converts(tree: Path, tmp_path: Path) ->
 
 
 def test_write_error_in_worker_process_is_reported(tree: Path, tmp_path: Path) -> None:
+    """Shards of ~500 KB against a 200 KB file-size limit: the write fails in a worker process,
+    and the parent reports it in one line and removes the partial pack."""
+    big = make_demo_tree(tmp_path / "big", per_class=60, size=48)
     proc = subprocess.run(
-        [sys.executable, "-m", "packer", "convert", str(tree), str(tmp_path / "w.pack"), "-f", "tar",
-         "--workers", "2", "--samples-per-shard", "5"],
+        [sys.executable, "-m", "packer", "convert", str(big), str(tmp_path / "w.pack"), "-f", "tar",
+         "--workers", "2", "--samples-per-shard", "120"],
         capture_output=True, text=True, preexec_fn=_limit_file_size, timeout=120,
     )  # fmt: skip
-    assert proc.returncode in (0, 4), proc.stderr  # small shards may fit under the limit
-    if proc.returncode == 4:
-        assert "File too large" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 4, proc.stderr
+    assert "File too large" in proc.stderr and "free some disk space" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "w.pack").exists()
     assert not partial_path(tmp_path / "w.pack").exists()

@@ -57,8 +57,13 @@ def test_plan_rule(sizes: list[int], limit: int | None, count: int | None) -> No
     )
     for a, b in bounds:
         assert count is None or b - a <= count
-        if limit is not None and b - a > 1:
-            assert arr[a:b].sum() <= limit or arr[a : b - 1].sum() <= limit
+        assert limit is None or b - a == 1 or arr[a:b].sum() <= limit
+    for a, b in bounds[:-1]:  # greedy: a shard ends only when the next sample does not fit
+        over_count = count is not None and b + 1 - a > count
+        over_bytes = limit is not None and arr[a : b + 1].sum() > limit
+        assert over_count or over_bytes, (a, b)
+    if limit is None and count is None:
+        assert bounds == [(0, len(sizes))]
 
 
 @pytest.mark.parametrize("bad", ["", "12XB", "-5", "0", "lots"])
