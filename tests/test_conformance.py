@@ -13,6 +13,8 @@ SPECS = [BackendSpec(name) for name in backend_names()] + [
     BackendSpec("zip", {"compression": "deflate"}),
     BackendSpec("tar", {"labels": "none"}),
     BackendSpec("hdf5", {"compression": "gzip"}),  # pixel packs then go through h5py chunks
+    BackendSpec("parquet", {"row_group_rows": 2}),  # reads cross row groups inside a shard
+    BackendSpec("arrow", {"batch_rows": 2}),  # several record batches per shard
 ]
 
 

@@ -183,3 +183,31 @@ def test_mutated_manifest_never_crashes(
 
 #: manifest fields that verify checks against the files (others describe, e.g. created_by)
 VERIFIED_FIELDS = {"format", "format_version", "data_files", "index", "num_samples", "class_counts"}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("format_version",), 2),
+        (("num_samples",), 5),
+        (("class_counts", 0), 99),
+        (("data_files", 0, "sha256"), "0" * 64),
+        (("data_files", 0, "bytes"), 12),
+        (("data_files", 0, "name"), "shard-99999.tar"),
+        (("index", "sha256", "index/labels.npy"), "0" * 64),
+        (("index", "sha256", "index/keys.bin"), "f" * 64),
+        (("backend", "name"), "tarr"),
+    ],
+)
+def test_each_verified_field_is_checked(
+    good_pack: Path, tmp_path: Path, path: tuple[Any, ...], value: Any
+) -> None:
+    """A plausible wrong value (right type) in any field verify relies on is reported."""
+    manifest = json.loads((good_pack / "manifest.json").read_text())
+    parent = manifest
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = value
+    pack = _copy(good_pack, tmp_path)
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+    assert not verify_pack(pack).ok
