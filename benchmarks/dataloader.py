@@ -148,7 +148,7 @@ def main() -> None:
             ),
         }
     if args.labels_pack is not None:
-        big = PackIterableDataset(args.labels_pack, mode="y", shuffle=False)
+        big = PackIterableDataset(args.labels_pack, labels_only=True, shuffle=False)
         start = time.perf_counter()
         count = sum(1 for _ in big)
         iter_s = time.perf_counter() - start

@@ -105,7 +105,7 @@ def test_uneven_count_pads_or_drops_but_ranks_stay_equal(
     union: set[int] = set()
     for rank in range(3):
         ds = PackIterableDataset(
-            path, mode="y", rank=rank, world_size=3, indices=view, drop_last=drop_last
+            path, labels_only=True, rank=rank, world_size=3, indices=view, drop_last=drop_last
         )
         order = ds.rank_order()
         counts.append(len(list(ds)))
@@ -133,19 +133,19 @@ def test_same_seed_same_order_for_any_worker_count(packs: dict[str, Path], worke
 
 
 def test_epochs_and_seeds_change_the_order_but_not_the_set(packs: dict[str, Path]) -> None:
-    ds = PackIterableDataset(packs["memmap"], mode="y", seed=1)
+    ds = PackIterableDataset(packs["memmap"], labels_only=True, seed=1)
     first = ds.epoch_order()
     ds.set_epoch(1)
     second = ds.epoch_order()
     assert sorted(first) == sorted(second) == list(range(len(ds.base)))
     assert not np.array_equal(first, second)
     assert PackIterableDataset(
-        packs["memmap"], shuffle=False, mode="y"
+        packs["memmap"], shuffle=False, labels_only=True
     ).epoch_order().tolist() == list(range(len(ds.base)))
 
 
 def test_shuffle_keeps_locality_within_blocks(packs: dict[str, Path]) -> None:
-    ds = PackIterableDataset(packs["memmap"], mode="y", seed=2, block_size=4)
+    ds = PackIterableDataset(packs["memmap"], labels_only=True, seed=2, block_size=4)
     order = ds.epoch_order()
     shard = np.asarray(open_pack(packs["memmap"]).index.locations[:, 0])[order]
     assert (np.diff(shard) != 0).sum() == len(set(shard.tolist())) - 1  # each shard read in one go
@@ -178,17 +178,17 @@ def test_iterable_resume_mid_epoch_gives_the_same_remainder(packs: dict[str, Pat
 
 
 def test_iterable_state_dict_without_workers_counts_itself(packs: dict[str, Path]) -> None:
-    ds = PackIterableDataset(packs["hdf5"], mode="y", seed=7)
+    ds = PackIterableDataset(packs["hdf5"], labels_only=True, seed=7)
     it = iter(ds)
     head = [next(it) for _ in range(5)]
     state = ds.state_dict()
-    again = PackIterableDataset(packs["hdf5"], mode="y")
+    again = PackIterableDataset(packs["hdf5"], labels_only=True)
     again.load_state_dict(state)
-    assert head + list(again) == list(PackIterableDataset(packs["hdf5"], mode="y", seed=7))
+    assert head + list(again) == list(PackIterableDataset(packs["hdf5"], labels_only=True, seed=7))
 
 
 def test_sampler_equal_counts_and_resume(packs: dict[str, Path]) -> None:
-    ds = PackDataset(packs["lmdb"], mode="y")
+    ds = PackDataset(packs["lmdb"], labels_only=True)
     samplers = [PackSampler(ds, seed=3, rank=r, world_size=4) for r in range(4)]
     orders = [list(s) for s in samplers]
     assert len({len(o) for o in orders}) == 1
@@ -212,11 +212,13 @@ def test_label_only_mode_never_touches_data_files(packs: dict[str, Path], tmp_pa
     expected = open_pack(copy).labels.tolist()
     for data_file in copy.glob("shard-*"):
         data_file.unlink()
-    assert [PackDataset(copy, mode="y")[i] for i in range(len(expected))] == expected
+    assert [PackDataset(copy, labels_only=True)[i] for i in range(len(expected))] == expected
     assert (
         list(
             DataLoader(
-                PackIterableDataset(copy, mode="y", shuffle=False), batch_size=None, num_workers=2
+                PackIterableDataset(copy, labels_only=True, shuffle=False),
+                batch_size=None,
+                num_workers=2,
             )
         )
         == expected

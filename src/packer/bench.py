@@ -117,7 +117,7 @@ def _decode_pass(system: str, path: Path, workers: int, n: int) -> float:
                 arr = np.asarray(im.convert("RGB"))
             return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
-    ds: Any = FolderImages() if system == FOLDER else PackDataset(path, decode="tensor", mode="xy")
+    ds: Any = FolderImages() if system == FOLDER else PackDataset(path, decode="tensor")
     loader = DataLoader(ds, batch_size=64, num_workers=workers, collate_fn=list)
     start = time.perf_counter()
     count = sum(len(batch) for batch in loader)

@@ -321,7 +321,7 @@ def _manifest(
     index_sha256: dict[str, str],
 ) -> Manifest:
     return Manifest(
-        backend=backend.name,
+        backend_name=backend.name,
         options=backend.options.to_dict(),
         classes=scan.classes,
         class_counts=collected.counts.tolist(),

@@ -19,7 +19,7 @@ def inspect_pack(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {
         "path": str(root),
         "format_version": m.format_version,
-        "backend": m.backend,
+        "backend": m.backend_name,
         "options": m.options,
         "num_samples": m.num_samples,
         "num_classes": len(m.classes),

@@ -46,7 +46,7 @@ class DataFile:
 class Manifest:
     """The parsed ``manifest.json``. See docs/format.md for every field."""
 
-    backend: str
+    backend_name: str
     options: dict[str, Any]
     classes: list[str]
     class_counts: list[int]
@@ -68,7 +68,7 @@ class Manifest:
         return {
             "format": FORMAT_NAME,
             "format_version": self.format_version,
-            "backend": {"name": self.backend, "options": self.options},
+            "backend": {"name": self.backend_name, "options": self.options},
             "classes": self.classes,
             "class_counts": self.class_counts,
             "num_samples": self.num_samples,
@@ -160,7 +160,7 @@ class Manifest:
         index = v.mapping(obj.get("index"), "index")
         sha = v.mapping(index.get("sha256"), "index.sha256")
         return cls(
-            backend=v.string(backend, "name"),
+            backend_name=v.string(backend, "name"),
             options=dict(v.mapping(backend.get("options", {}), "backend.options")),
             classes=classes,
             class_counts=counts,

@@ -63,7 +63,7 @@ class Pack:
         shape = self.manifest.sample_shape
         self.shape: tuple[int, int, int] | None = (shape[0], shape[1], shape[2]) if shape else None
         self.backend: Backend[Any] = make_backend(
-            self.manifest.backend, self.manifest.options, self.shape
+            self.manifest.backend_name, self.manifest.options, self.shape
         )
         self.index = Index(self.root, self.manifest)
         with self._real_paths_in_errors():

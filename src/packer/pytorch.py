@@ -31,7 +31,6 @@ from packer.transforms import WIDE_MODES, Transform, to_8bit
 from packer.views import View
 
 DECODE_MODES = ("bytes", "pil", "numpy", "tensor")
-TARGET_MODES = ("xy", "y")
 
 
 def distributed_context(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -156,7 +155,7 @@ class PackDataset(Dataset[Any]):
         decode: see :class:`Decoder` (default ``pil``, like ImageFolder).
         transform: applied to the decoded image (e.g. torchvision-style transforms).
         target_transform: applied to the label.
-        mode: ``xy`` (image, label) or ``y`` (label only: no data file is ever read).
+        labels_only: items are the label alone (no data file is ever read), not (image, label).
         indices: a :class:`~packer.views.View` or array of sample ids to expose, in that order.
         size: decode straight to (H, W) with reduced-size JPEG decoding (see :class:`Decoder`).
         resize: how ``size`` is met.
@@ -170,19 +169,17 @@ class PackDataset(Dataset[Any]):
         transform: Callable[[Any], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
         *,
-        mode: str = "xy",
+        labels_only: bool = False,
         indices: View | Sequence[int] | np.ndarray | None = None,
         size: tuple[int, int] | None = None,
         resize: str = "center-crop",
         in_memory: bool = False,
     ) -> None:
-        if mode not in TARGET_MODES:
-            raise UsageError(f"mode={mode!r} must be one of: {', '.join(TARGET_MODES)}")
         self.holder = _PackHolder(path, in_memory)
         self.decoder = Decoder(decode, size, resize, self.holder.pixel_shape)
         self.transform = transform
         self.target_transform = target_transform
-        self.mode = mode
+        self.labels_only = labels_only
         self.indices = _indices(self.holder, indices)
 
     @property
@@ -233,7 +230,7 @@ class PackDataset(Dataset[Any]):
         label: Any = int(self.holder.labels[j])
         if self.target_transform is not None:
             label = self.target_transform(label)
-        if self.mode == "y":
+        if self.labels_only:
             return label
         data = self.holder.pack.read(j)
         try:
@@ -317,7 +314,7 @@ class PackIterableDataset(IterableDataset[Any]):
         batch_size: the DataLoader's batch size (see above).
         drop_last: drop the tail instead of padding so that every rank gets the same count.
         rank, world_size: default from torch.distributed, else RANK/WORLD_SIZE, else 0/1.
-        decode, transform, target_transform, mode, indices, size, resize, in_memory: as for
+        decode, transform, target_transform, labels_only, indices, size, resize, in_memory: as for
             :class:`PackDataset`.
     """
 
@@ -335,7 +332,7 @@ class PackIterableDataset(IterableDataset[Any]):
         decode: str = "pil",
         transform: Callable[[Any], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
-        mode: str = "xy",
+        labels_only: bool = False,
         indices: View | Sequence[int] | np.ndarray | None = None,
         size: tuple[int, int] | None = None,
         resize: str = "center-crop",
@@ -344,7 +341,7 @@ class PackIterableDataset(IterableDataset[Any]):
         if block_size < 1 or batch_size < 1:
             raise UsageError("block_size and batch_size must be at least 1")
         self.base = PackDataset(
-            path, decode, transform, target_transform, mode=mode, indices=indices, size=size,
+            path, decode, transform, target_transform, labels_only=labels_only, indices=indices, size=size,
             resize=resize, in_memory=in_memory,
         )  # fmt: skip
         self.shuffle = shuffle

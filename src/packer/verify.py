@@ -101,7 +101,7 @@ def verify_pack(
         )
     try:
         manifest = Manifest.read(root)
-        make_backend(manifest.backend, manifest.options)
+        make_backend(manifest.backend_name, manifest.options)
     except PackerError as exc:
         problem("manifest", str(root / "manifest.json"), str(exc))
         return report
@@ -155,7 +155,7 @@ def verify_pack(
                 problem(
                     "data",
                     str(root / manifest.data_files[file_id].name),
-                    f"damaged, so its {count} samples were not read (a damaged {manifest.backend} file "
+                    f"damaged, so its {count} samples were not read (a damaged {manifest.backend_name} file "
                     "is not safe to parse); re-create the pack",
                 )
         unsafe = frozenset(bad_files) if not pack.backend.raw_ranges else frozenset()
