@@ -78,3 +78,43 @@ def test_sizes() -> None:
         and parse_bytes("1GiB") == 2**30
         and parse_bytes("4096") == 4096
     )
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_any_executor_gives_the_same_pack(tmp_path: Path, kind: str) -> None:
+    """The executor seam: shards written on any concurrent.futures.Executor, same bytes."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    tree = make_demo_tree(tmp_path / "src", per_class=12, size=24)
+    one = convert(tree, tmp_path / "one.pack", "zip", samples_per_shard=5)
+    pool: cf.Executor = (
+        cf.ThreadPoolExecutor(3)
+        if kind == "thread"
+        else cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    )
+    with pool:
+        other = convert(tree, tmp_path / "other.pack", "zip", samples_per_shard=5, executor=pool)
+    assert other.data_files == one.data_files > 1
+    assert tree_digest(other.path) == tree_digest(one.path)
+
+
+def test_a_failing_shard_cancels_the_queued_ones(tmp_path: Path) -> None:
+    import concurrent.futures as cf
+
+    from packer.errors import SourceError
+
+    tree = make_demo_tree(tmp_path / "src", per_class=20, size=24)
+    (tree / "circle" / "0000.png").write_bytes(b"not an image")  # the first shard fails
+    submitted: list[cf.Future[object]] = []
+
+    class Recording(cf.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            future = super().submit(fn, *args, **kwargs)
+            submitted.append(future)
+            return future
+
+    with Recording(1) as pool, pytest.raises(SourceError, match="0000.png"):
+        convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=4, executor=pool)
+    assert len(submitted) > 2 and any(f.cancelled() for f in submitted)
+    assert not (tmp_path / "p.pack").exists()

@@ -179,9 +179,8 @@ def convert(
             dataclasses.replace(template, shard=k, start=a, stop=b, byte_limit=None)
             for k, (a, b) in enumerate(bounds)
         ]
-        if executor is not None:
-            in_flight = 2 * max(workers, len(jobs))  # the executor queues; bound what we submit
-            yield from run_on(executor, jobs, progress, done, reusable, in_flight=in_flight)
+        if executor is not None:  # it schedules every shard itself; results come in shard order
+            yield from run_on(executor, jobs, progress, done, reusable, in_flight=len(jobs))
             return
         with local_pool(workers) as pool:
             yield from run_on(pool, jobs, progress, done, reusable, in_flight=2 * workers)
