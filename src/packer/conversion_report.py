@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from packer.backends.base import Backend
 from packer.findings import duplicates_across_classes
 from packer.manifest import DataFile
 from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
@@ -112,7 +111,7 @@ class Collected:
 
 def build_report(
     dst: Path,
-    backend: Backend[Any],
+    backend: str,
     scan: Scan,
     collected: Collected,
     started: float,
@@ -122,7 +121,7 @@ def build_report(
 ) -> ConvertReport:
     return ConvertReport(
         path=dst,
-        backend=backend.name,
+        backend=backend,
         num_samples=collected.num_samples,
         num_classes=len(scan.classes),
         data_files=len(collected.data_files),

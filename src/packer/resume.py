@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from packer.backends.base import Backend
 from packer.files import sha256_file
 from packer.plan import stat_size
 from packer.shards import ShardJob, ShardResult
@@ -26,11 +25,11 @@ from packer.shards import ShardJob, ShardResult
 RESUME_DIR = ".resume"
 
 
-def plan_digest(job: ShardJob, backend: Backend[Any], extra: dict[str, Any]) -> str:
+def plan_digest(job: ShardJob, extra: dict[str, Any]) -> str:
     """What a resumable partial pack was planned from: any change means starting over. (File
     sizes are checked per reused shard, see :func:`reusable`.)"""
     h = hashlib.sha256()
-    h.update(json.dumps([backend.name, backend.options.to_dict(), extra], sort_keys=True).encode())
+    h.update(json.dumps([job.backend_name, job.backend_options, extra], sort_keys=True).encode())
     h.update(f"{len(job.paths)}\n".encode())
     h.update("\n".join(job.paths).encode("utf-8", "surrogateescape"))
     h.update(job.labels.tobytes())
@@ -83,12 +82,10 @@ def load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
     return found
 
 
-def prepare_resume(
-    partial: Path, template: ShardJob, backend: Backend[Any], extra: list[Any]
-) -> dict[int, ShardResult]:
+def prepare_resume(partial: Path, template: ShardJob, extra: list[Any]) -> dict[int, ShardResult]:
     """Finished shards to reuse from an interrupted run with the same plan; start the record."""
     folder = partial / RESUME_DIR
-    digest = plan_digest(template, backend, {"extra": extra})
+    digest = plan_digest(template, {"extra": extra})
     plan_file = folder / "plan"
     done: dict[int, ShardResult] = {}
     if plan_file.is_file() and plan_file.read_text() == digest:

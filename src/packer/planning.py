@@ -1,0 +1,357 @@
+"""The plan of a convert: everything decided before a byte is written, as a value.
+
+A :class:`Plan` is a pure function of SRC and the options: the ordered samples with their labels
+and keys, what was left out, the extension table, the backend and its options and, once the files
+are stat'ed, the shard boundaries. ``pack convert`` makes one in memory; ``pack plan`` saves it
+(JSON + arrays) so that SLURM array tasks or CI jobs can each write a block of its shards
+(``pack convert --plan PLAN --part I/N``) and ``pack merge`` can assemble them into the very pack a
+single convert gives. The digest names a plan exactly: parts of another plan are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from packer._version import __version__
+from packer.errors import PackError, SourceError, UsageError
+from packer.files import write_file_synced
+from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
+from packer.keys import split_name
+from packer.omissions import Finding, Omissions, Skipped
+from packer.plan import DEFAULT_SHARD_SIZE, file_sizes, plan_shards
+from packer.registry import get_backend_class, make_backend, pixel_formats
+from packer.scanner import Scan, parse_extensions, scan_tree
+from packer.shards import ShardJob
+from packer.sizes import parse_bytes
+
+if TYPE_CHECKING:
+    from packer.transforms import Transform
+
+ON_ERROR_MODES = ("fail", "skip")
+PLAN_FORMAT = "packer-plan-v1"
+_ARRAYS = ("labels", "ext_ids", "sizes", "bounds", "path_offsets")
+
+
+@dataclass
+class Plan:
+    """What to write and how. ``bounds`` is None until the shard boundaries are fixed (a single
+    process cuts shards while reading instead, with the same rule)."""
+
+    scan: Scan
+    ext_names: list[str]
+    ext_ids: np.ndarray
+    backend_name: str
+    backend_options: dict[str, Any]
+    pixel_shape: tuple[int, int, int] | None
+    transform: dict[str, Any] | None
+    validate: str
+    on_error: str
+    max_pixels: int
+    shard_size: int | None
+    samples_per_shard: int | None
+    extensions: frozenset[str] | None
+    symlinks: str
+    sizes: np.ndarray | None = None
+    bounds: list[tuple[int, int]] | None = None
+
+    @property
+    def created_by(self) -> dict[str, Any]:
+        """The manifest's ``created_by``: the tool and every option that shaped the pack."""
+        return {
+            "tool": "packer",
+            "version": __version__,
+            "validate": self.validate,
+            "shard_size": self.shard_size,
+            "samples_per_shard": self.samples_per_shard,
+            "max_pixels": self.max_pixels,
+            "extensions": "*" if self.extensions is None else sorted(self.extensions),
+            "symlinks": self.symlinks,
+        }
+
+    def template(self, out_dir: Path | str, *, dry_run: bool = False) -> ShardJob:
+        """The job every shard's job is cut from (``shard``, ``start``, ``stop`` still to set)."""
+        return ShardJob(
+            shard=0,
+            root=str(self.scan.root),
+            paths=self.scan.paths,
+            labels=self.scan.labels,
+            extension_ids=self.ext_ids,
+            out_dir=str(out_dir),
+            backend_name=self.backend_name,
+            backend_options=self.backend_options,
+            validate=self.validate,
+            on_error=self.on_error,
+            transform=self.transform,
+            pixel_shape=self.pixel_shape,
+            max_pixels=self.max_pixels,
+            byte_limit=self.shard_size,
+            full_keys=self.scan.full_keys,
+            image_extensions=validated_extensions(self.extensions),
+            dry_run=dry_run,
+        )
+
+    def with_bounds(self) -> Plan:
+        """This plan with its shard boundaries, from one stat of every file."""
+        if self.bounds is not None:
+            return self
+        sizes = file_sizes(self.scan.root, self.scan.paths)
+        limit = self.shard_size
+        bounds = plan_shards(
+            sizes if limit is not None else None, len(sizes), limit, self.samples_per_shard
+        )
+        return dataclasses.replace(self, sizes=sizes, bounds=bounds)
+
+    def jobs(self, out_dir: Path | str, shards: Iterable[int] | None = None) -> list[ShardJob]:
+        """One job per planned shard (all, or those in ``shards``), boundaries fixed."""
+        assert self.bounds is not None, "call with_bounds() first"
+        template = self.template(out_dir)
+        wanted = range(len(self.bounds)) if shards is None else shards
+        return [
+            dataclasses.replace(
+                template, shard=k, start=self.bounds[k][0], stop=self.bounds[k][1], byte_limit=None
+            )
+            for k in wanted
+        ]
+
+    # -- on disk --------------------------------------------------------------------------------
+
+    def _document(self) -> dict[str, Any]:
+        scan = self.scan
+        return {
+            "format": PLAN_FORMAT,
+            "root": str(Path(scan.root).absolute()),
+            "classes": scan.classes,
+            "full_keys": sorted(scan.full_keys),
+            "skipped": [s.to_dict() for s in scan.skipped],
+            "ignored": [s.to_dict() for s in scan.ignored.listed],
+            "ignored_by_reason": dict(sorted(scan.ignored.by_reason.items())),
+            "findings": [f.to_dict() for f in scan.findings],
+            "ext_names": self.ext_names,
+            "backend": {"name": self.backend_name, "options": self.backend_options},
+            "pixel_shape": list(self.pixel_shape) if self.pixel_shape else None,
+            "transform": self.transform,
+            "created_by": self.created_by,
+            "on_error": self.on_error,
+            "num_samples": len(scan.paths),
+            "num_shards": len(self.bounds or []),
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        blob, offsets = _encode_paths(self.scan.paths)
+        assert self.sizes is not None and self.bounds is not None
+        return {
+            "labels": np.ascontiguousarray(self.scan.labels, dtype="<i4"),
+            "ext_ids": np.ascontiguousarray(self.ext_ids, dtype="<u2"),
+            "sizes": np.ascontiguousarray(self.sizes, dtype="<i8"),
+            "bounds": np.asarray(self.bounds, dtype="<i8").reshape(-1, 2),
+            "path_offsets": offsets,
+            "paths": np.frombuffer(blob, dtype=np.uint8),
+        }
+
+    def digest(self) -> str:
+        """sha256 naming this plan exactly (document and arrays)."""
+        h = hashlib.sha256(json.dumps(self._document(), sort_keys=True).encode())
+        for name, arr in sorted(self._arrays().items()):
+            h.update(name.encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def save(self, folder: Path) -> str:
+        """Write the plan to ``folder`` (created); return its digest."""
+        plan = self.with_bounds()
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, arr in plan._arrays().items():
+            np.save(folder / f"{name}.npy", arr, allow_pickle=False)
+        digest = plan.digest()
+        doc = {**plan._document(), "digest": digest}
+        write_file_synced(
+            folder / "plan.json", (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+        )
+        return digest
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[Plan, str]:
+        """The plan saved in ``folder`` and its digest (checked against the files)."""
+        try:
+            doc = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+            if doc.get("format") != PLAN_FORMAT:
+                raise ValueError(f"not a packer plan (format={doc.get('format')!r})")
+            arrays = {
+                name: np.load(folder / f"{name}.npy", allow_pickle=False)
+                for name in (*_ARRAYS, "paths")
+            }
+            created = doc["created_by"]
+            scan = Scan(
+                root=Path(doc["root"]),
+                classes=list(doc["classes"]),
+                paths=_decode_paths(arrays["paths"].tobytes(), arrays["path_offsets"]),
+                labels=arrays["labels"].astype(np.int32),
+                full_keys=frozenset(doc["full_keys"]),
+                skipped=[Skipped(**s) for s in doc["skipped"]],
+                ignored=Omissions(
+                    [Skipped(**s) for s in doc["ignored"]], _counter(doc["ignored_by_reason"])
+                ),
+                findings=[Finding(**f) for f in doc["findings"]],
+            )
+            extensions = created["extensions"]
+            plan = cls(
+                scan=scan,
+                ext_names=list(doc["ext_names"]),
+                ext_ids=arrays["ext_ids"].astype(np.uint16),
+                backend_name=doc["backend"]["name"],
+                backend_options=dict(doc["backend"]["options"]),
+                pixel_shape=tuple(doc["pixel_shape"]) if doc["pixel_shape"] else None,
+                transform=doc["transform"],
+                validate=created["validate"],
+                on_error=doc["on_error"],
+                max_pixels=int(created["max_pixels"]),
+                shard_size=created["shard_size"],
+                samples_per_shard=created["samples_per_shard"],
+                extensions=None if extensions == "*" else frozenset(extensions),
+                symlinks=created["symlinks"],
+                sizes=arrays["sizes"].astype(np.int64),
+                bounds=[(int(a), int(b)) for a, b in arrays["bounds"].tolist()],
+            )
+        except FileNotFoundError as exc:
+            raise PackError(
+                f"{folder}: not a plan ({exc.filename} is missing); run `pack plan`"
+            ) from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PackError(f"{folder}: damaged plan ({exc}); run `pack plan` again") from None
+        digest = plan.digest()
+        if digest != doc.get("digest"):
+            raise PackError(
+                f"{folder}: the plan's files do not match its digest; run `pack plan` again"
+            )
+        return plan, digest
+
+
+def _counter(counts: Mapping[str, int]) -> Any:
+    from collections import Counter
+
+    return Counter({str(k): int(v) for k, v in counts.items()})
+
+
+def _encode_paths(paths: list[str]) -> tuple[bytes, np.ndarray]:
+    encoded = [p.encode("utf-8", "surrogateescape") for p in paths]
+    offsets = np.zeros(len(encoded) + 1, dtype="<u8")
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return b"".join(encoded), offsets
+
+
+def _decode_paths(blob: bytes, offsets: np.ndarray) -> list[str]:
+    bounds = offsets.tolist()
+    return [
+        blob[bounds[i] : bounds[i + 1]].decode("utf-8", "surrogateescape")
+        for i in range(len(bounds) - 1)
+    ]
+
+
+def make_plan(
+    src: str | os.PathLike[str],
+    format: str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    shard_size: int | str | None = None,
+    samples_per_shard: int | None = None,
+    on_error: str = "fail",
+    validate: str = "quick",
+    extensions: str | Iterable[str] | None = None,
+    symlinks: str = "inside",
+    transform: Transform | None = None,
+    max_pixels: int | None = None,
+    keep_going: bool = False,
+) -> Plan:
+    """Check the options, scan SRC and decide everything a convert will write (no stat pass:
+    call :meth:`Plan.with_bounds` for the shard boundaries). Arguments as for ``convert``."""
+    if on_error not in ON_ERROR_MODES:
+        raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
+    if validate not in VALIDATE_MODES:
+        raise UsageError(f"--validate {validate!r} must be one of: {', '.join(VALIDATE_MODES)}")
+    if samples_per_shard is not None and samples_per_shard < 1:
+        raise UsageError(f"--samples-per-shard {samples_per_shard} must be at least 1")
+    limit = parse_bytes(shard_size) if shard_size is not None else None
+    if limit is None and samples_per_shard is None:
+        limit = DEFAULT_SHARD_SIZE
+    pixel_shape = _pixel_shape(get_backend_class(format), transform)
+    backend = make_backend(format, options, pixel_shape)
+    wanted = parse_extensions(extensions)
+    scan = _scan_source(Path(src), wanted, symlinks, keep_going=keep_going or on_error == "skip")
+    ext_names, ext_ids = _extension_table(scan, transform)
+    return Plan(
+        scan=scan,
+        ext_names=ext_names,
+        ext_ids=ext_ids,
+        backend_name=backend.name,
+        backend_options=backend.options.to_dict(),
+        pixel_shape=pixel_shape,
+        transform=transform.to_dict() if transform is not None else None,
+        validate=validate,
+        on_error=on_error,
+        max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+        shard_size=limit,
+        samples_per_shard=samples_per_shard,
+        extensions=wanted,
+        symlinks=symlinks,
+    )
+
+
+def _pixel_shape(
+    backend_cls: type[Any], transform: Transform | None
+) -> tuple[int, int, int] | None:
+    """Decide what a transformed pack stores: decoded pixels (no --reencode) or re-encoded bytes."""
+    if transform is None or transform.reencode is not None:
+        return None
+    if not backend_cls.stores_pixels:
+        raise UsageError(
+            f"format {backend_cls.name} stores encoded images: add --reencode png (lossless), "
+            f"jpeg:Q or webp:Q, or use --format {' or '.join(pixel_formats())} to store decoded "
+            "pixels"
+        )
+    return transform.pixel_shape()
+
+
+def _scan_source(
+    src: Path, wanted: frozenset[str] | None, symlinks: str, *, keep_going: bool
+) -> Scan:
+    """Scan SRC; an empty result is an error that says what was found instead."""
+    scan = scan_tree(
+        src, extensions=wanted, symlinks=symlinks, on_bad_file=_keep_going if keep_going else None
+    )
+    if len(scan) == 0:
+        listed = "every file" if wanted is None else "extensions " + ", ".join(sorted(wanted))
+        hint = (
+            "; symlinks leaving SRC were left out (pass --symlinks follow to pack them)"
+            if scan.ignored.by_reason.get("symlink leaving SRC")
+            else ""
+        )
+        seen = f" ({scan.ignored.summary()})" if scan.ignored.count else ""
+        raise SourceError(
+            f"{src}: no samples found; expected SRC/<class>/<file> with {listed}{seen}{hint}"
+        )
+    return scan
+
+
+def _keep_going(skip: Skipped) -> None:
+    """``on_bad_file`` for --on-error skip: the scan records the file, the convert goes on."""
+
+
+def _extension_table(scan: Scan, transform: Transform | None) -> tuple[list[str], np.ndarray]:
+    """The pack's sorted extension names and each sample's position in them."""
+    if transform is not None and transform.reencode is not None:
+        # every sample is re-encoded to one format
+        return [transform.encode_extension], np.zeros(len(scan), dtype=np.uint16)
+    exts = [p.rpartition(".")[2] for p in scan.paths]  # C speed; fixed below where wrong
+    exts = [split_name(p)[1] if "/" in e else e for p, e in zip(scan.paths, exts, strict=True)]
+    names = sorted(set(exts))
+    lookup = {e: i for i, e in enumerate(names)}
+    return names, np.fromiter((lookup[e] for e in exts), np.uint16, len(scan))
