@@ -273,3 +273,10 @@ def test_extensions_and_symlinks_flags(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["num_samples"] == 2
     code, _, err = run("convert", src, tmp_path / "r", "--symlinks", "maybe")
     assert code == errors.EXIT_USAGE and "--symlinks" in err
+
+
+def test_cli_default_format_is_the_registry_default() -> None:
+    from packer.cli_options import DEFAULT_FORMAT
+    from packer.registry import DEFAULT_FORMAT as REGISTRY_DEFAULT
+
+    assert DEFAULT_FORMAT == REGISTRY_DEFAULT

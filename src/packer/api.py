@@ -15,6 +15,7 @@ from packer.conversion_report import ConvertReport
 from packer.describe import inspect_pack
 from packer.extract import ExtractReport, extract
 from packer.pack import Pack, Sample, open_pack
+from packer.parts import convert_part, merge, save_plan
 from packer.registry import list_formats
 from packer.transforms import Transform
 from packer.verify import Problem, VerifyReport, verify_pack
@@ -32,10 +33,13 @@ __all__ = [
     "__version__",
     "bench",
     "convert",
+    "convert_part",
     "extract",
     "inspect_pack",
     "list_formats",
+    "merge",
     "open_pack",
     "recommendation_line",
+    "save_plan",
     "verify_pack",
 ]

@@ -6,17 +6,41 @@ errors go to stderr. A :class:`~packer.errors.PackerError` becomes one line and 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
 from packer._version import __version__
+from packer.cli_options import (
+    DEFAULT_FORMAT,
+    BackendOpts,
+    DraftOpt,
+    ExecutorOpt,
+    ExtensionsOpt,
+    FormatOpt,
+    JsonFlag,
+    MaxPixelsOpt,
+    ModeOpt,
+    OnErrorOpt,
+    QuietFlag,
+    ReencodeOpt,
+    ResizeOpt,
+    SamplesPerShardOpt,
+    SchedulerOpt,
+    ShardSizeOpt,
+    SizeOpt,
+    SymlinksOpt,
+    ValidateOpt,
+    WorkersOpt,
+)
 from packer.cli_render import (
     CliProgress,
     err,
@@ -45,12 +69,6 @@ app = typer.Typer(
 )
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: Options several commands share, declared once.
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-QuietFlag = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress or warnings on stderr.")
-]
 
 
 def _handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -85,73 +103,30 @@ def _parse_options(pairs: list[str]) -> dict[str, str]:
 @app.command()
 @_handle_errors
 def convert(
-    src: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
-    dst: Annotated[Path, typer.Argument(help="Pack folder to create.")],
-    format: Annotated[
-        str, typer.Option("--format", "-f", help="Backend; see `pack formats`.")
-    ] = "tar",
-    option: Annotated[
-        list[str] | None,
-        typer.Option("--option", "-o", help="Backend option key=value (repeatable)."),
-    ] = None,
-    shard_size: Annotated[
-        str | None,
-        typer.Option(help="Cut data files at about this size, e.g. 512MB (default 1GiB)."),
-    ] = None,
-    samples_per_shard: Annotated[
-        int | None, typer.Option(help="Cut data files after N samples.")
-    ] = None,
-    workers: Annotated[
-        int, typer.Option(help="Processes writing shards; output is identical.")
-    ] = 1,
-    on_error: Annotated[
-        str, typer.Option(help="fail: stop at the first bad file; skip: leave it out.")
-    ] = "fail",
-    validate: Annotated[
-        str, typer.Option(help="none | quick (signature + end marker) | full (decode every image).")
-    ] = "quick",
+    src: Annotated[
+        Path, typer.Argument(help="Folder with one sub-folder per class (with --plan: OUT).")
+    ],
+    dst: Annotated[Path | None, typer.Argument(help="Pack folder to create.")] = None,
+    format: FormatOpt = DEFAULT_FORMAT,
+    option: BackendOpts = None,
+    shard_size: ShardSizeOpt = None,
+    samples_per_shard: SamplesPerShardOpt = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
+    on_error: OnErrorOpt = "fail",
+    validate: ValidateOpt = "quick",
     force: Annotated[
         bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")
     ] = False,
-    size: Annotated[
-        str | None,
-        typer.Option(
-            help="Resize every image to HxW (e.g. 224x224); default keeps bytes as they are."
-        ),
-    ] = None,
-    resize: Annotated[
-        str, typer.Option(help="With --size: stretch | center-crop | pad.")
-    ] = "stretch",
-    mode: Annotated[str | None, typer.Option(help="Convert to RGB or L (grayscale).")] = None,
-    reencode: Annotated[
-        str | None,
-        typer.Option(
-            help="Re-encode as jpeg:Q, png or webp:Q (needed by byte formats with --size)."
-        ),
-    ] = None,
-    draft: Annotated[
-        bool, typer.Option(help="Reduced-size JPEG decoding when shrinking a lot.")
-    ] = True,
-    max_pixels: Annotated[
-        int | None,
-        typer.Option(
-            help="Refuse images with more pixels (decompression bombs); default 89,478,485."
-        ),
-    ] = None,
-    extensions: Annotated[
-        str | None,
-        typer.Option(
-            help="Which files are samples: default ImageFolder's image list; 'png,jpg' exactly "
-            "these; '+gif,avif' / '-tif' change the default; '*' every file."
-        ),
-    ] = None,
-    symlinks: Annotated[
-        str,
-        typer.Option(
-            help="inside: follow links that stay in SRC; follow: all (each leaving SRC is named); "
-            "skip: none."
-        ),
-    ] = "inside",
+    size: SizeOpt = None,
+    resize: ResizeOpt = "stretch",
+    mode: ModeOpt = None,
+    reencode: ReencodeOpt = None,
+    draft: DraftOpt = True,
+    max_pixels: MaxPixelsOpt = None,
+    extensions: ExtensionsOpt = None,
+    symlinks: SymlinksOpt = "inside",
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -165,46 +140,197 @@ def convert(
             help="Continue an interrupted convert to the same DST from its finished shards."
         ),
     ] = False,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="Write one part of this plan (`pack plan`) instead; needs --part."),
+    ] = None,
+    part: Annotated[
+        str | None,
+        typer.Option(help="With --plan: I/N, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT."),
+    ] = None,
     json_out: JsonFlag = False,
     quiet: QuietFlag = False,
 ) -> None:
-    """Pack an image folder tree into a pack folder.
+    """Pack an image folder tree into a pack folder (or write one part of a plan).
 
-    Bytes are stored unchanged unless --size/--mode/--reencode ask for a transform: with --format
-    memmap or hdf5 and no --reencode the pack holds decoded pixels (N x H x W x C uint8).
+    Bytes are stored unchanged unless --size/--mode/--reencode ask for a transform: with a format
+    that stores pixels (memmap, hdf5) and no --reencode the pack holds N x H x W x C uint8 pixels.
 
     Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
     """
-    from packer.api import Transform
-    from packer.api import convert as run_convert
+    from packer import api
 
-    report = run_convert(
-        src,
-        dst,
-        format,
-        options=_parse_options(option or []),
-        shard_size=shard_size,
-        samples_per_shard=samples_per_shard,
-        workers=workers,
-        on_error=on_error,
-        validate=validate,
-        force=force,
-        transform=Transform.build(
-            size=size, resize=resize, mode=mode, reencode=reencode, draft=draft
-        ),
-        max_pixels=max_pixels,
-        resume=resume,
-        extensions=extensions,
-        symlinks=symlinks,
-        dry_run=dry_run,
-        progress=CliProgress(quiet=quiet or json_out),
-    )
+    with _executor(executor, scheduler, workers) as pool:
+        if plan is not None or part is not None:
+            _convert_part(plan, part, src, dst, pool, workers, resume, force, json_out, quiet)
+            return
+        if dst is None:
+            raise UsageError("pack convert needs SRC and DST (or --plan PLAN --part I/N OUT)")
+        report = api.convert(
+            src,
+            dst,
+            format,
+            options=_parse_options(option or []),
+            shard_size=shard_size,
+            samples_per_shard=samples_per_shard,
+            workers=workers,
+            executor=pool,
+            on_error=on_error,
+            validate=validate,
+            force=force,
+            transform=api.Transform.build(
+                size=size, resize=resize, mode=mode, reencode=reencode, draft=draft
+            ),
+            max_pixels=max_pixels,
+            resume=resume,
+            extensions=extensions,
+            symlinks=symlinks,
+            dry_run=dry_run,
+            progress=CliProgress(quiet=quiet or json_out),
+        )
     render_convert(report, quiet=quiet, json_out=json_out)
     if dry_run and report.skipped and on_error == "fail":
         raise SourceError(
             f"{src}: {len(report.skipped)} bad file(s) (listed above); fix or remove them, "
             "or convert with --on-error skip"
         )
+
+
+@contextlib.contextmanager
+def _executor(kind: str, scheduler: str | None, workers: int) -> Iterator[Executor | None]:
+    """None for this machine (inline or a local pool of --workers), else a Dask executor."""
+    if kind not in ("local", "dask"):
+        raise UsageError(f"--executor {kind!r} must be local or dask")
+    if kind == "local" and scheduler is None:
+        yield None
+        return
+    from packer.cluster import dask_executor
+
+    with dask_executor(scheduler, workers) as pool:
+        yield pool
+
+
+def _convert_part(
+    plan: Path | None,
+    part: str | None,
+    out_dir: Path,
+    extra: Path | None,
+    pool: Executor | None,
+    workers: int,
+    resume: bool,
+    force: bool,
+    json_out: bool,
+    quiet: bool,
+) -> None:
+    from packer import api
+
+    if plan is None or part is None or extra is not None:
+        raise UsageError("write a part as: pack convert --plan PLAN --part I/N OUT")
+    doc = api.convert_part(
+        plan,
+        part,
+        out_dir,
+        workers=workers,
+        executor=pool,
+        resume=resume,
+        force=force,
+        progress=CliProgress(quiet=quiet or json_out),
+    )
+    if json_out:
+        print_json(doc)
+    else:
+        first, stop = doc["shards"]
+        out.print(
+            f"part {doc['part']}/{doc['parts']}: shards {first}..{stop - 1} written to {out_dir}"
+        )
+
+
+@app.command("plan")
+@_handle_errors
+def plan_command(
+    src: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
+    plan: Annotated[Path, typer.Argument(help="Plan folder to create.")],
+    format: FormatOpt = DEFAULT_FORMAT,
+    option: BackendOpts = None,
+    shard_size: ShardSizeOpt = None,
+    samples_per_shard: SamplesPerShardOpt = None,
+    on_error: OnErrorOpt = "fail",
+    validate: ValidateOpt = "quick",
+    size: SizeOpt = None,
+    resize: ResizeOpt = "stretch",
+    mode: ModeOpt = None,
+    reencode: ReencodeOpt = None,
+    draft: DraftOpt = True,
+    max_pixels: MaxPixelsOpt = None,
+    extensions: ExtensionsOpt = None,
+    symlinks: SymlinksOpt = "inside",
+    force: Annotated[bool, typer.Option(help="Replace an existing plan.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Scan and stat SRC once and save every decision of a convert, for parts written elsewhere.
+
+    Then run `pack convert --plan PLAN --part I/N OUT_I` for I in 0..N-1 (SLURM array tasks,
+    CI jobs, machines sharing the filesystem) and `pack merge PLAN OUT_0 ... OUT_N-1 DST`.
+
+    Example: pack plan ~/data/train train.plan --format tar --shard-size 512MB
+    """
+    from packer import api
+
+    doc = api.save_plan(
+        src,
+        plan,
+        format,
+        force=force,
+        options=_parse_options(option or []),
+        shard_size=shard_size,
+        samples_per_shard=samples_per_shard,
+        on_error=on_error,
+        validate=validate,
+        transform=api.Transform.build(
+            size=size, resize=resize, mode=mode, reencode=reencode, draft=draft
+        ),
+        max_pixels=max_pixels,
+        extensions=extensions,
+        symlinks=symlinks,
+    )
+    if json_out:
+        print_json(doc)
+    else:
+        out.print(
+            f"planned {doc['samples']} samples ({doc['classes']} classes) in {doc['shards']} "
+            f"shard(s) into {plan}; digest {doc['digest'][:12]}"
+        )
+
+
+@app.command()
+@_handle_errors
+def merge(
+    plan: Annotated[Path, typer.Argument(help="The plan the parts were written from.")],
+    folders: Annotated[
+        list[Path], typer.Argument(metavar="PART... DST", help="Every part folder, then DST.")
+    ],
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")
+    ] = False,
+    json_out: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Check every part and assemble them into one pack, identical to a single convert.
+
+    Example: pack merge train.plan part-0 part-1 part-2 part-3 train.pack
+    """
+    from packer import api
+
+    if len(folders) < 2:
+        raise UsageError("pack merge needs PLAN, at least one PART and DST")
+    report = api.merge(
+        plan,
+        list(folders[:-1]),
+        folders[-1],
+        force=force,
+        progress=CliProgress(quiet=quiet or json_out),
+    )
+    render_convert(report, quiet=True, json_out=json_out)
 
 
 @app.command()

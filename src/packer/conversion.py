@@ -192,13 +192,26 @@ def run_planned(
     processes, or in this process; yield them in shard order."""
     jobs = plan.jobs(out_dir, shards)
     if executor is not None:  # it schedules every shard itself; results come in shard order
-        yield from run_on(executor, jobs, progress, done, reusable, in_flight=len(jobs))
+        for result in run_on(executor, jobs, progress, done, reusable, in_flight=len(jobs)):
+            _check_returned(Path(out_dir), result)
+            yield result
     elif workers > 1:
         with local_pool(workers) as pool:
             yield from run_on(pool, jobs, progress, done, reusable, in_flight=2 * workers)
     else:
         with cf.ThreadPoolExecutor(1) as inline:  # one at a time, in order, in this process
             yield from run_on(inline, jobs, progress, done, reusable, in_flight=1)
+
+
+def _check_returned(out_dir: Path, result: ShardResult) -> None:
+    """A shard written elsewhere (a cluster task, maybe run twice) is only trusted once its data
+    file here has the size and sha256 the task reported."""
+    path = out_dir / result.data_file.name
+    if not path.is_file() or sha256_file(path) != result.data_file.sha256:
+        raise OutputError(
+            f"{path}: missing or not what its task wrote (sha256 differs); do the workers see "
+            "the same filesystem at the same path? Nothing was committed"
+        )
 
 
 def write_pack(

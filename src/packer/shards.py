@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 import zlib
 from array import array
 from collections.abc import Callable, Mapping
@@ -157,6 +158,10 @@ def write_shard(
     """
     backend = make_backend(job.backend_name, job.backend_options, job.pixel_shape)
     out = Path(job.out_dir) / backend.data_file_name(job.shard)
+    # Written under a name of this attempt's own, renamed when complete: a task that runs twice
+    # (a cluster worker lost mid-task) never has two writers on one file, and a final name always
+    # holds a complete file. Same bytes either way: the shard is a pure function of the job.
+    attempt = out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial")
     full_keys = job.full_keys
     images = job.image_extensions
     signatures = {e: FORMAT_SIGNATURES[f] for e, f in EXTENSION_FORMATS.items()}
@@ -185,7 +190,7 @@ def write_shard(
     validate = job.validate
     crc32 = zlib.crc32
     writer: ShardWriter | _DiscardWriter = (
-        _DiscardWriter(out) if job.dry_run else backend.open_writer(out)
+        _DiscardWriter(out) if job.dry_run else backend.open_writer(attempt)
     )
     # One thread reads: a read-ahead thread was measured slower here (GIL hand-offs per file cost
     # more than the overlapped system calls save on small files).
@@ -266,7 +271,9 @@ def write_shard(
     if job.dry_run:
         data_file = DataFile(out.name, n, 0, "")
     else:
-        data_file = DataFile(out.name, n, out.stat().st_size, writer.sha256 or sha256_file(out))
+        sha256 = writer.sha256 or sha256_file(attempt)
+        attempt.replace(out)
+        data_file = DataFile(out.name, n, out.stat().st_size, sha256)
     kept = kept[:consumed]
     return ShardResult(
         shard=job.shard,

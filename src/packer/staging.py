@@ -35,8 +35,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def check_destination(dst: Path, *, force: bool) -> None:
-    """Refuse to touch an existing DST unless --force, and never replace something not a pack."""
+def check_destination(dst: Path, *, force: bool, marker: str = MANIFEST_NAME) -> None:
+    """Refuse to touch an existing DST unless --force, and never replace something that is not
+    what we write (a folder holding ``marker``: a pack's manifest, a part's ``part.json``)."""
     if not (dst.exists() or dst.is_symlink()):
         return
     if not force:
@@ -47,9 +48,10 @@ def check_destination(dst: Path, *, force: bool) -> None:
         raise OutputError(
             f"{dst}: exists and is not a folder; remove it yourself or choose another DST"
         )
-    if not (dst / MANIFEST_NAME).is_file() and any(dst.iterdir()):
+    if not (dst / marker).is_file() and any(dst.iterdir()):
+        what = "a pack" if marker == MANIFEST_NAME else "a part"
         raise OutputError(
-            f"{dst}: exists and is not a pack (no {MANIFEST_NAME}); --force only replaces packs, "
+            f"{dst}: exists and is not {what} (no {marker}); --force only replaces {what}s, "
             "so remove it yourself or choose another DST"
         )
 
@@ -69,17 +71,21 @@ class Staging:
         dst: the final destination folder.
         force: replace an existing pack at DST (only once the new one is complete).
         keep_partial: reuse the leftover of an interrupted run (``--resume``) instead of removing it.
+        marker: the file that marks a finished DST (what ``--force`` may replace).
     """
 
-    def __init__(self, dst: Path, *, force: bool, keep_partial: bool = False) -> None:
+    def __init__(
+        self, dst: Path, *, force: bool, keep_partial: bool = False, marker: str = MANIFEST_NAME
+    ) -> None:
         self.dst = dst
+        self.marker = marker
         self.force = force
         self.keep_partial = keep_partial
         self.path = partial_path(dst)
         self._committed = False
 
     def __enter__(self) -> Self:
-        check_destination(self.dst, force=self.force)
+        check_destination(self.dst, force=self.force, marker=self.marker)
         try:
             self.dst.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -112,7 +118,8 @@ class Staging:
         fsync_dir(self.path)
         old: Path | None = None
         if self.dst.exists():
-            check_destination(self.dst, force=self.force)  # may have appeared meanwhile
+            # may have appeared meanwhile
+            check_destination(self.dst, force=self.force, marker=self.marker)
             old = self.dst.parent / f".{self.dst.name}.packer-old"
             shutil.rmtree(old, ignore_errors=True)
             os.rename(self.dst, old)
