@@ -153,15 +153,24 @@ class _StopAfter(NoProgress):
             raise KeyboardInterrupt
 
 
-def test_a_part_resumes_from_its_finished_shards(tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_part_resumes_from_its_finished_shards(tree: Path, tmp_path: Path, workers: int) -> None:
     save_plan(tree, tmp_path / "plan", "tar", samples_per_shard=3)
     with pytest.raises(KeyboardInterrupt):
-        convert_part(tmp_path / "plan", "0/1", tmp_path / "p", resume=True, progress=_StopAfter(2))
+        convert_part(
+            tmp_path / "plan",
+            "0/1",
+            tmp_path / "p",
+            resume=True,
+            workers=workers,
+            progress=_StopAfter(3),
+        )
     staged = partial_path(tmp_path / "p")
-    first = staged / "shard-00000.tar"
-    inode = first.stat().st_ino
-    convert_part(tmp_path / "plan", "0/1", tmp_path / "p", resume=True)
-    assert (tmp_path / "p" / "shard-00000.tar").stat().st_ino == inode  # reused, not rewritten
+    names = ["shard-00000.tar", "shard-00001.tar"]  # recorded before the third shard stopped it
+    inodes = [(staged / name).stat().st_ino for name in names]
+    convert_part(tmp_path / "plan", "0/1", tmp_path / "p", resume=True, workers=workers)
+    # reused, not rewritten (a shard written by a pool worker must be found at its plan position)
+    assert [(tmp_path / "p" / name).stat().st_ino for name in names] == inodes
     merge(tmp_path / "plan", [tmp_path / "p"], tmp_path / "merged.pack")
     one = convert(tree, tmp_path / "one.pack", "tar", samples_per_shard=3).path
     assert tree_digest(tmp_path / "merged.pack") == tree_digest(one)

@@ -87,10 +87,15 @@ def _wait_for(path: Path, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-def test_sigkill_leaves_no_pack_and_resume_is_byte_identical(tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigkill_leaves_no_pack_and_resume_is_byte_identical(
+    tree: Path, tmp_path: Path, workers: str
+) -> None:
     reference = convert(tree, tmp_path / "reference.pack", "tar", samples_per_shard=6).path
     dst = tmp_path / "out.pack"
-    proc = _start(tree, dst)
+    proc = _start(tree, dst, "--workers", workers)
+    # returns only once every process holding the child's stderr is gone: orphaned pool workers
+    # (the parent killed, as by the OOM killer) must exit on their own
     _interrupt(proc, dst, 3, signal.SIGKILL)
     assert not dst.exists()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # hidden ones
@@ -103,7 +108,7 @@ def test_sigkill_leaves_no_pack_and_resume_is_byte_identical(tree: Path, tmp_pat
 
 def test_next_run_without_resume_cleans_the_leftover(tree: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.pack"
-    proc = _start(tree, dst)
+    proc = _start(tree, dst, "--workers", "1")
     _interrupt(proc, dst, 1, signal.SIGKILL)
     report = convert(tree, dst, "tar", samples_per_shard=6)
     assert report.resumed_shards == 0 and not partial_path(dst).exists()
@@ -116,7 +121,7 @@ def test_resume_starts_over_when_the_source_changed(tree: Path, tmp_path: Path) 
     src = tmp_path / "src"
     shutil.copytree(tree, src)
     dst = tmp_path / "out.pack"
-    proc = _start(src, dst)
+    proc = _start(src, dst, "--workers", "1")
     _interrupt(proc, dst, 2, signal.SIGKILL)
     (src / "circle" / "circle_0000.jpg").unlink()
     report = convert(src, dst, "tar", samples_per_shard=6, resume=True)

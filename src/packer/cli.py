@@ -111,7 +111,7 @@ def convert(
     option: BackendOpts = None,
     shard_size: ShardSizeOpt = None,
     samples_per_shard: SamplesPerShardOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
     on_error: OnErrorOpt = "fail",
@@ -197,7 +197,7 @@ def convert(
 
 
 @contextlib.contextmanager
-def _executor(kind: str, scheduler: str | None, workers: int) -> Iterator[Executor | None]:
+def _executor(kind: str, scheduler: str | None, workers: int | None) -> Iterator[Executor | None]:
     """None for this machine (inline or a local pool of --workers), else a Dask executor."""
     if kind not in ("local", "dask"):
         raise UsageError(f"--executor {kind!r} must be local or dask")
@@ -216,7 +216,7 @@ def _convert_part(
     out_dir: Path,
     extra: Path | None,
     pool: Executor | None,
-    workers: int,
+    workers: int | None,
     resume: bool,
     force: bool,
     json_out: bool,

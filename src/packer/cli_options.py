@@ -60,7 +60,11 @@ SymlinksOpt = Annotated[
     ),
 ]
 WorkersOpt = Annotated[
-    int, typer.Option(help="Processes (or Dask tasks at once) writing shards; same output.")
+    int | None,
+    typer.Option(
+        help="Processes writing shards (a LocalCluster's size with --executor dask); default: "
+        "the CPUs this process may use (SLURM allocation, CPU affinity). Same output for any N."
+    ),
 ]
 ExecutorOpt = Annotated[
     str,

@@ -20,7 +20,7 @@ EXECUTORS = ("local", "dask")
 
 
 @contextlib.contextmanager
-def dask_executor(scheduler: str | None, workers: int) -> Iterator[cf.Executor]:
+def dask_executor(scheduler: str | None, workers: int | None) -> Iterator[cf.Executor]:
     """An executor on the Dask cluster at ``scheduler``, or on a ``LocalCluster`` of ``workers``
     single-threaded worker processes on this machine. Outstanding tasks are cancelled on exit."""
     try:
@@ -32,8 +32,10 @@ def dask_executor(scheduler: str | None, workers: int) -> Iterator[cf.Executor]:
         if scheduler:
             client = Client(scheduler)  # connect timeout: dask's distributed.comm.timeouts.connect
         else:
+            from packer.executors import available_cpus
+
             cluster = LocalCluster(
-                n_workers=workers,
+                n_workers=workers or available_cpus(),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from packer.conversion_report import Collected, ConvertReport, build_report
 from packer.errors import OutputError, SourceError, UsageError
-from packer.executors import local_pool, run_inline, run_on
+from packer.executors import available_cpus, local_pool, run_inline, run_on
 from packer.files import sha256_file, tree_bytes
 from packer.findings import duplicates_across_classes, index_columns
 from packer.index import INDEX_FILES, IndexWriter
@@ -49,7 +49,7 @@ def convert(
     options: Mapping[str, Any] | None = None,
     shard_size: int | str | None = None,
     samples_per_shard: int | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     executor: cf.Executor | None = None,
     on_error: str = "fail",
     validate: str = "quick",
@@ -72,8 +72,10 @@ def convert(
         shard_size: cut data files at about this many source bytes (``"512MB"`` or an int).
             Default 1 GiB when ``samples_per_shard`` is not given either.
         samples_per_shard: cut data files after this many samples.
-        workers: processes writing shards in parallel on this machine; output is identical for
-            any value.
+        workers: processes writing shards in parallel on this machine (None: the CPUs this
+            process may use, see :func:`packer.executors.available_cpus`); output is identical
+            for any value. With more than one, the files are stat'ed first to fix the shard
+            boundaries; a tree of one shard is still written in this process.
         executor: run shard writing on this :class:`concurrent.futures.Executor` instead (e.g.
             ``distributed.Client.get_executor()``; workers must see SRC and DST at the same paths).
             Output is identical.
@@ -99,6 +101,7 @@ def convert(
     """
     started = time.perf_counter()
     progress = progress or NoProgress()
+    workers = available_cpus() if workers is None else workers
     if workers < 1:
         raise UsageError(f"--workers {workers} must be at least 1")
     src_path, dst_path = Path(src), Path(dst)
@@ -130,7 +133,7 @@ def convert(
         if plan.bounds is None:  # one process: cut by bytes while reading, no stat pass first
             yield from run_inline(template, plan.samples_per_shard, progress, done, reusable)
         else:
-            yield from run_planned(plan, template.out_dir, progress, done, workers, executor)
+            yield from run_planned(plan, template, progress, done, workers, executor)
 
     scan = plan.scan
     if dry_run:
@@ -181,7 +184,7 @@ def convert(
 
 def run_planned(
     plan: Plan,
-    out_dir: Path | str,
+    template: ShardJob,
     progress: Progress,
     done: dict[int, ShardResult],
     workers: int,
@@ -190,12 +193,14 @@ def run_planned(
 ) -> Iterator[ShardResult]:
     """Write the planned shards (all, or ``shards``) on ``executor``, a local pool of ``workers``
     processes, or in this process; yield them in shard order."""
-    jobs = plan.jobs(out_dir, shards)
+    jobs = plan.jobs(template, shards)
     if executor is not None:  # it schedules every shard itself; results come in shard order
         for result in run_on(executor, jobs, progress, done, reusable, in_flight=len(jobs)):
-            _check_returned(Path(out_dir), result)
+            if not template.dry_run:
+                _check_returned(Path(template.out_dir), result)
             yield result
-    elif workers > 1:
+    elif workers > 1 and len(jobs) > 1:  # a pool for one shard would only cost its start-up
+        workers = min(workers, len(jobs))
         with local_pool(workers) as pool:
             yield from run_on(pool, jobs, progress, done, reusable, in_flight=2 * workers)
     else:

@@ -13,7 +13,10 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 
 from packer.progress import Progress
@@ -82,7 +85,8 @@ def run_on(
             if job.shard in reuse:
                 result = reuse[job.shard]
             else:
-                result = futures.pop(job.shard).result()
+                # the task ran on a compacted job (its own slice, start 0): record the plan's start
+                result = dataclasses.replace(futures.pop(job.shard).result(), start=job.start)
                 submit_next()
             progress.advance(result.data_file.num_samples, result.source_bytes)
             yield result
@@ -91,9 +95,33 @@ def run_on(
             future.cancel()
 
 
-def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle; it then stops the workers itself."""
+def available_cpus() -> int:
+    """The CPUs this process may use: a SLURM allocation (``SLURM_CPUS_PER_TASK``), else the CPU
+    affinity mask (containers, ``taskset``), not the machine's count (256 on a node where the job
+    has 2)."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker() -> None:
+    """Worker initializer. Ctrl-C is the parent's to handle (it then stops the workers itself),
+    and a worker whose parent died (SIGKILL, the OOM killer) exits instead of living on: a pool's
+    queues never report the parent gone, so orphans would hold the terminal and the partial
+    folder forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)  # a half-written shard keeps its per-attempt name; the next run removes it
 
 
 @contextlib.contextmanager
@@ -103,7 +131,7 @@ def local_pool(workers: int) -> Iterator[cf.Executor]:
     # spawn, not fork: the parent may hold threads (progress display) and open handles.
     ctx = multiprocessing.get_context("spawn")
     before = set(multiprocessing.active_children())
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
     try:
         yield pool
     except BaseException:

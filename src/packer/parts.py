@@ -31,6 +31,7 @@ from packer._version import __version__
 from packer.conversion import output_error, run_planned, write_pack
 from packer.conversion_report import ConvertReport, build_report
 from packer.errors import OutputError, PackError, UsageError
+from packer.executors import available_cpus
 from packer.files import tree_bytes, write_file_synced
 from packer.planning import Plan
 from packer.progress import NoProgress, Progress
@@ -75,7 +76,7 @@ def convert_part(
     part: str | tuple[int, int],
     out: str | os.PathLike[str],
     *,
-    workers: int = 1,
+    workers: int | None = None,
     executor: cf.Executor | None = None,
     resume: bool = False,
     force: bool = False,
@@ -84,6 +85,7 @@ def convert_part(
     """Write part ``I/N`` of the plan in ``plan_dir`` into the folder ``out``; return its
     ``part.json`` document. Resumable like a convert; the folder appears only when complete."""
     progress = progress or NoProgress()
+    workers = available_cpus() if workers is None else workers
     index, count = parse_part(part) if isinstance(part, str) else part
     if not 0 <= index < count:
         raise UsageError(f"--part {index}/{count} must have 0 <= I < N")
@@ -94,12 +96,13 @@ def convert_part(
     total = sum(plan.bounds[k][1] - plan.bounds[k][0] for k in shards)
     try:
         with Staging(out_path, force=force, keep_partial=resume, marker=PART_FILE) as staging:
-            done = prepare_resume(staging.path, plan.template(staging.path), [digest])
+            template = plan.template(staging.path)
+            done = prepare_resume(staging.path, template, [digest])
             records = dict(done)
             progress.start(total, f"part {index}/{count} -> {plan.backend_name}")
             try:
                 for result in run_planned(
-                    plan, staging.path, progress, done, workers, executor, shards
+                    plan, template, progress, done, workers, executor, shards
                 ):
                     if records.get(result.shard) is not result:
                         save_result(staging.path / RESUME_DIR, result)

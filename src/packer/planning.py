@@ -110,10 +110,9 @@ class Plan:
         )
         return dataclasses.replace(self, sizes=sizes, bounds=bounds)
 
-    def jobs(self, out_dir: Path | str, shards: Iterable[int] | None = None) -> list[ShardJob]:
-        """One job per planned shard (all, or those in ``shards``), boundaries fixed."""
+    def jobs(self, template: ShardJob, shards: Iterable[int] | None = None) -> list[ShardJob]:
+        """One job per planned shard (all, or those in ``shards``), cut from ``template``."""
         assert self.bounds is not None, "call with_bounds() first"
-        template = self.template(out_dir)
         wanted = range(len(self.bounds)) if shards is None else shards
         return [
             dataclasses.replace(

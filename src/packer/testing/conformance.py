@@ -62,6 +62,7 @@ class BackendConformance(SafetyChecks):
     @classmethod
     def _convert(cls, source: Path, dst: Path, backend: BackendSpec, **kwargs: Any) -> Path:
         kwargs.setdefault("samples_per_shard", cls.samples_per_shard)
+        kwargs.setdefault("workers", 1)  # in this process, where a test's monkeypatching applies
         convert(source, dst, backend.name, options=backend.options, **kwargs)
         return dst
 
