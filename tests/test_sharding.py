@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from packer import convert, open_pack
 from packer.demo import make_demo_tree
 from packer.errors import UsageError
-from packer.plan import plan_shards
+from packer.plan import DEFAULT_SHARD_SIZE, default_samples_per_shard, plan_shards
 from packer.sizes import parse_bytes
 from packer.testing import tree_digest
 
@@ -40,6 +40,25 @@ def test_one_process_and_workers_cut_the_same_shards(
             assert per_shard is None or f.num_samples <= per_shard
             payload = int(loc[loc[:, 0] == file_id, 2].sum())
             assert limit is None or f.num_samples == 1 or payload <= limit
+
+
+@pytest.mark.parametrize(
+    ("n", "shards"), [(1, 1), (4096, 1), (4097, 2), (65_536, 16), (65_537, 16), (10**6, 16)]
+)
+def test_default_cut_gives_mid_size_trees_shards_to_share(n: int, shards: int) -> None:
+    per_shard = default_samples_per_shard(n)
+    assert per_shard >= 4096
+    # tiny files: the 1 GiB default never cuts, the sample cap does, the same for any workers
+    assert len(plan_shards(np.full(n, 100), n, DEFAULT_SHARD_SIZE, per_shard)) == shards
+
+
+def test_a_default_convert_is_cut_by_the_sample_cap(tmp_path: Path) -> None:
+    tree = make_demo_tree(tmp_path / "src", per_class=1100, size=8)  # 4400 samples
+    report = convert(tree, tmp_path / "out.pack", "memmap", workers=1)
+    assert report.data_files == 2
+    with open_pack(report.path) as pack:
+        assert pack.manifest.created_by["samples_per_shard"] == 4096
+        assert [f.num_samples for f in pack.manifest.data_files] == [4096, 304]
 
 
 @settings(max_examples=200, deadline=None)

@@ -21,7 +21,10 @@ BackendOpts = Annotated[
 ]
 ShardSizeOpt = Annotated[
     str | None,
-    typer.Option(help="Cut data files at about this size, e.g. 512MB (default 1GiB)."),
+    typer.Option(
+        help="Cut data files at about this size, e.g. 512MB (default 1GiB, and a mid-size tree "
+        "in up to 16 shards of at least 4096 samples)."
+    ),
 ]
 SamplesPerShardOpt = Annotated[int | None, typer.Option(help="Cut data files after N samples.")]
 OnErrorOpt = Annotated[

@@ -70,7 +70,8 @@ def convert(
         format: a backend name (see ``pack formats``).
         options: backend options (``-o key=value`` on the CLI).
         shard_size: cut data files at about this many source bytes (``"512MB"`` or an int).
-            Default 1 GiB when ``samples_per_shard`` is not given either.
+            With neither this nor ``samples_per_shard``: 1 GiB and at most
+            :func:`~packer.plan.default_samples_per_shard` samples.
         samples_per_shard: cut data files after this many samples.
         workers: processes writing shards in parallel on this machine (None: the CPUs this
             process may use, see :func:`packer.executors.available_cpus`); output is identical

@@ -12,6 +12,16 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_SHARD_SIZE = 1 << 30  # 1 GiB: few files, each far below any filesystem's limits
+#: Without limits given, a mid-size tree is still cut into this many shards (of at least
+#: MIN_DEFAULT_SHARD_SAMPLES samples), so that parallel workers have work to share.
+DEFAULT_MIN_SHARDS = 16
+MIN_DEFAULT_SHARD_SAMPLES = 4096
+
+
+def default_samples_per_shard(n: int) -> int:
+    """The sample cap used when neither ``--shard-size`` nor ``--samples-per-shard`` is given: a
+    function of the number of samples only, so the output never depends on the workers."""
+    return max(MIN_DEFAULT_SHARD_SAMPLES, -(-n // DEFAULT_MIN_SHARDS))
 
 
 def plan_shards(

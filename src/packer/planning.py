@@ -27,7 +27,7 @@ from packer.files import write_file_synced
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
 from packer.keys import split_name
 from packer.omissions import Finding, Omissions, Skipped
-from packer.plan import DEFAULT_SHARD_SIZE, file_sizes, plan_shards
+from packer.plan import DEFAULT_SHARD_SIZE, default_samples_per_shard, file_sizes, plan_shards
 from packer.registry import get_backend_class, make_backend, pixel_formats
 from packer.scanner import Scan, parse_extensions, scan_tree
 from packer.shards import ShardJob
@@ -279,13 +279,13 @@ def make_plan(
     if samples_per_shard is not None and samples_per_shard < 1:
         raise UsageError(f"--samples-per-shard {samples_per_shard} must be at least 1")
     limit = parse_bytes(shard_size) if shard_size is not None else None
-    if limit is None and samples_per_shard is None:
-        limit = DEFAULT_SHARD_SIZE
     pixel_shape = _pixel_shape(get_backend_class(format), transform)
     backend = make_backend(format, options, pixel_shape)
     wanted = parse_extensions(extensions)
     scan = _scan_source(Path(src), wanted, symlinks, keep_going=keep_going or on_error == "skip")
     ext_names, ext_ids = _extension_table(scan, transform)
+    if limit is None and samples_per_shard is None:
+        limit, samples_per_shard = DEFAULT_SHARD_SIZE, default_samples_per_shard(len(scan))
     return Plan(
         scan=scan,
         ext_names=ext_names,
