@@ -6,7 +6,8 @@
 Each comparison runs its contenders alternately in one run (the machine is shared and noisy) and
 reports medians and their ratio; every pack written is checked byte-identical to the reference.
 
-- workers: ``convert --workers 2`` vs ``--workers 1`` on 60k PNGs of ~2 KB (``--shard-size 16MB``).
+- workers: ``convert --workers 2`` vs ``--workers 1`` on 60k PNGs of ~2 KB (``--shard-size 16MB``),
+           as a byte copy (tar) and as a decoding convert (resize to 16x16, memmap).
 - dask:    ``--executor dask`` (LocalCluster, 2 single-threaded worker processes, started once)
            vs a local pool of 2 workers, same tree and options.
 - parts:   ``plan`` + 4 parts one after another + ``merge`` vs one ``convert``, 1 worker each.
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from common import make_png_tree, make_tiny_file_tree
-from packer import convert, convert_part, merge, save_plan
+from packer.api import Transform, convert, convert_part, merge, save_plan
 from packer.testing import tree_digest
 
 
@@ -49,19 +50,30 @@ def fresh(path: Path) -> Path:
 
 
 def bench_workers(tree: Path, out: Path, rounds: int) -> dict[str, Any]:
-    opts: dict[str, Any] = {"shard_size": "16MB"}
-    reference = tree_digest(convert(tree, fresh(out / "ref.pack"), "tar", workers=1, **opts).path)
-    medians = alternate(
-        {
-            f"workers={n}": lambda n=n: convert(
-                tree, out / f"w{n}.pack", "tar", workers=n, force=True, **opts
-            )
-            for n in (1, 2)
-        },
-        rounds,
-    )
-    assert tree_digest(out / "w2.pack") == reference
-    return {**medians, "speedup": medians["workers=1"] / medians["workers=2"]}
+    """A byte copy (tar) and a decoding convert (resize to 16x16 into memmap), 1 vs 2 workers."""
+    result: dict[str, Any] = {}
+    cases: dict[str, tuple[str, dict[str, Any]]] = {
+        "copy": ("tar", {"shard_size": "16MB"}),
+        "resize": (
+            "memmap",
+            {"shard_size": "16MB", "transform": Transform(size=(16, 16), mode="RGB")},
+        ),
+    }
+    for case, (fmt, opts) in cases.items():
+        reference = convert(tree, fresh(out / "ref.pack"), fmt, workers=1, **opts).path
+        medians = alternate(
+            {
+                f"{case} workers={n}": lambda n=n, fmt=fmt, opts=opts: convert(
+                    tree, out / f"w{n}.pack", fmt, workers=n, force=True, **opts
+                )
+                for n in (1, 2)
+            },
+            rounds,
+        )
+        assert tree_digest(out / "w2.pack") == tree_digest(reference)
+        result.update(medians)
+        result[f"{case} speedup"] = medians[f"{case} workers=1"] / medians[f"{case} workers=2"]
+    return result
 
 
 def bench_dask(tree: Path, out: Path, rounds: int) -> dict[str, Any]:
@@ -113,7 +125,7 @@ def bench_parts(tree: Path, out: Path, rounds: int) -> dict[str, Any]:
 
 PEAK = """
 import resource, sys, json
-from packer import convert, save_plan
+from packer.api import convert, save_plan
 what, src, dst = sys.argv[1:4]
 if what == "plan":
     save_plan(src, dst, "memmap", force=True)
@@ -148,7 +160,7 @@ def bench_rss(work: Path, out: Path, n: int) -> dict[str, Any]:
 
 MERGE = """
 import resource, sys, json, time
-from packer import merge
+from packer.api import merge
 plan, dst, *parts = sys.argv[1:]
 t = time.perf_counter()
 merge(plan, parts, dst, force=True)

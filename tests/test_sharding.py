@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from packer import convert, open_pack
 from packer.demo import make_demo_tree
 from packer.errors import UsageError
+from packer.executors import available_cpus, default_workers
 from packer.plan import DEFAULT_SHARD_SIZE, default_samples_per_shard, plan_shards
 from packer.sizes import parse_bytes
 from packer.testing import tree_digest
@@ -137,3 +139,17 @@ def test_a_failing_shard_cancels_the_queued_ones(tmp_path: Path) -> None:
         convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=4, executor=pool)
     assert len(submitted) > 2 and any(f.cancelled() for f in submitted)
     assert not (tmp_path / "p.pack").exists()
+
+
+def test_default_workers_follow_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 256)  # the node, not what this job may use
+    assert available_cpus() == 6
+    assert default_workers(decodes=True) == 6 and default_workers(decodes=False) == 3
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")  # a SLURM allocation wins
+    assert default_workers(decodes=True) == 2 and default_workers(decodes=False) == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert default_workers(decodes=False) == 1  # never 0

@@ -65,8 +65,9 @@ SymlinksOpt = Annotated[
 WorkersOpt = Annotated[
     int | None,
     typer.Option(
-        help="Processes writing shards (a LocalCluster's size with --executor dask); default: "
-        "the CPUs this process may use (SLURM allocation, CPU affinity). Same output for any N."
+        help="Processes writing shards (a LocalCluster's size with --executor dask). Default: "
+        "from the CPUs this process may use (SLURM allocation, affinity): one per CPU when "
+        "images are decoded, one per two CPUs for a byte copy. Same output for any N."
     ),
 ]
 ExecutorOpt = Annotated[

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from packer.conversion_report import Collected, ConvertReport, build_report
 from packer.errors import OutputError, SourceError, UsageError
-from packer.executors import available_cpus, local_pool, run_inline, run_on
+from packer.executors import default_workers, local_pool, run_inline, run_on
 from packer.files import sha256_file, tree_bytes
 from packer.findings import duplicates_across_classes, index_columns
 from packer.index import INDEX_FILES, IndexWriter
@@ -73,9 +73,9 @@ def convert(
             With neither this nor ``samples_per_shard``: 1 GiB and at most
             :func:`~packer.plan.default_samples_per_shard` samples.
         samples_per_shard: cut data files after this many samples.
-        workers: processes writing shards in parallel on this machine (None: the CPUs this
-            process may use, see :func:`packer.executors.available_cpus`); output is identical
-            for any value. With more than one, the files are stat'ed first to fix the shard
+        workers: processes writing shards in parallel on this machine (None: chosen from the
+            CPUs this process may use, see :func:`packer.executors.default_workers`); output is
+            identical for any value. With more than one, the files are stat'ed first to fix the shard
             boundaries; a tree of one shard is still written in this process.
         executor: run shard writing on this :class:`concurrent.futures.Executor` instead (e.g.
             ``distributed.Client.get_executor()``; workers must see SRC and DST at the same paths).
@@ -102,8 +102,7 @@ def convert(
     """
     started = time.perf_counter()
     progress = progress or NoProgress()
-    workers = available_cpus() if workers is None else workers
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers} must be at least 1")
     src_path, dst_path = Path(src), Path(dst)
     get_backend_class(format)  # an unknown or broken format is the first thing to report
@@ -127,6 +126,8 @@ def convert(
         max_pixels=max_pixels,
         keep_going=dry_run,
     )
+    if workers is None:
+        workers = default_workers(plan.decodes)
     if executor is not None or workers > 1:
         plan = plan.with_bounds()  # workers need their boundaries up front
 

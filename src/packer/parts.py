@@ -31,7 +31,7 @@ from packer._version import __version__
 from packer.conversion import output_error, run_planned, write_pack
 from packer.conversion_report import ConvertReport, build_report
 from packer.errors import OutputError, PackError, UsageError
-from packer.executors import available_cpus
+from packer.executors import default_workers
 from packer.files import tree_bytes, write_file_synced
 from packer.planning import Plan
 from packer.progress import NoProgress, Progress
@@ -85,11 +85,11 @@ def convert_part(
     """Write part ``I/N`` of the plan in ``plan_dir`` into the folder ``out``; return its
     ``part.json`` document. Resumable like a convert; the folder appears only when complete."""
     progress = progress or NoProgress()
-    workers = available_cpus() if workers is None else workers
     index, count = parse_part(part) if isinstance(part, str) else part
     if not 0 <= index < count:
         raise UsageError(f"--part {index}/{count} must have 0 <= I < N")
     plan, digest = Plan.load(Path(plan_dir))
+    workers = default_workers(plan.decodes) if workers is None else workers
     assert plan.bounds is not None
     shards = part_shards(len(plan.bounds), index, count)
     out_path = Path(out)

@@ -77,6 +77,11 @@ class Plan:
             "symlinks": self.symlinks,
         }
 
+    @property
+    def decodes(self) -> bool:
+        """Whether writing decodes every image (CPU-bound: worth a worker per CPU)."""
+        return self.transform is not None or self.validate == "full"
+
     def template(self, out_dir: Path | str, *, dry_run: bool = False) -> ShardJob:
         """The job every shard's job is cut from (``shard``, ``start``, ``stop`` still to set)."""
         return ShardJob(
