@@ -78,7 +78,7 @@ def test_a_worker_killed_mid_convert_changes_nothing(tree: Path, tmp_path: Path)
             tmp_path / "dask.pack",
             "zip",
             samples_per_shard=3,
-            executor=c.get_executor(),
+            executor=c,
             progress=killer,
         )
     cluster.close()
@@ -127,3 +127,11 @@ def test_slurm_recipe_job_script() -> None:
     assert "#SBATCH -p cpu" in script and "#SBATCH --cpus-per-task=4" in script
     assert "#SBATCH -t 02:00:00" in script and "distributed.cli.dask_worker" in script
     assert "--nthreads 1" in script and "--nworkers 4" in script  # a process per CPU
+
+
+def test_executor_must_be_an_executor_or_a_client(tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        errors.UsageError, match="concurrent.futures.Executor or a distributed.Client"
+    ):
+        convert(tree, tmp_path / "p", "tar", samples_per_shard=5, executor=object())
+    assert not (tmp_path / "p").exists()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packer.cluster import as_executor
 from packer.conversion_report import Collected, ConvertReport, build_report
 from packer.errors import OutputError, SourceError, UsageError
 from packer.executors import default_workers, local_pool, run_inline, run_on
@@ -50,7 +51,7 @@ def convert(
     shard_size: int | str | None = None,
     samples_per_shard: int | None = None,
     workers: int | None = None,
-    executor: cf.Executor | None = None,
+    executor: cf.Executor | Any | None = None,
     on_error: str = "fail",
     validate: str = "quick",
     force: bool = False,
@@ -77,8 +78,8 @@ def convert(
             CPUs this process may use, see :func:`packer.executors.default_workers`); output is
             identical for any value. With more than one, the files are stat'ed first to fix the shard
             boundaries; a tree of one shard is still written in this process.
-        executor: run shard writing on this :class:`concurrent.futures.Executor` instead (e.g.
-            ``distributed.Client.get_executor()``; workers must see SRC and DST at the same paths).
+        executor: run shard writing on this :class:`concurrent.futures.Executor` or
+            ``distributed.Client`` instead (workers must see SRC and DST at the same paths).
             Output is identical.
         on_error: ``fail`` stops at the first bad file; ``skip`` leaves it out and records why.
         validate: ``none``, ``quick`` (headers and trailers) or ``full`` (decode every image).
@@ -190,14 +191,16 @@ def run_planned(
     progress: Progress,
     done: dict[int, ShardResult],
     workers: int,
-    executor: cf.Executor | None,
+    executor: cf.Executor | Any | None,
     shards: Iterable[int] | None = None,
 ) -> Iterator[ShardResult]:
     """Write the planned shards (all, or ``shards``) on ``executor``, a local pool of ``workers``
     processes, or in this process; yield them in shard order."""
     jobs = plan.jobs(template, shards)
     if executor is not None:  # it schedules every shard itself; results come in shard order
-        for result in run_on(executor, jobs, progress, done, reusable, in_flight=len(jobs)):
+        for result in run_on(
+            as_executor(executor), jobs, progress, done, reusable, in_flight=len(jobs)
+        ):
             if not template.dry_run:
                 _check_returned(Path(template.out_dir), result)
             yield result

@@ -1,7 +1,7 @@
 """Where shards are written: in this process, in a local process pool, or on any executor.
 
 The seam is :class:`concurrent.futures.Executor` (``submit`` -> future): a process pool and
-``distributed.Client.get_executor()`` both fit it, so the code that plans and commits shards never
+:class:`packer.cluster.DaskExecutor` both fit it, so the code that plans and commits shards never
 knows which one runs them. Tasks are :func:`~packer.shards.write_shard` calls on picklable jobs and
 return small, checkable :class:`~packer.shards.ShardResult` records; results come back in shard
 order, and only the driver commits them.

@@ -77,7 +77,7 @@ def convert_part(
     out: str | os.PathLike[str],
     *,
     workers: int | None = None,
-    executor: cf.Executor | None = None,
+    executor: cf.Executor | Any | None = None,
     resume: bool = False,
     force: bool = False,
     progress: Progress | None = None,

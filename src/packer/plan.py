@@ -7,6 +7,7 @@ while reading (one process, no stat pass over the tree), so both give identical 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def plan_shards(
     return bounds
 
 
-def file_sizes(root: Path, paths: list[str]) -> np.ndarray:
+def file_sizes(root: Path, paths: Sequence[str]) -> np.ndarray:
     """int64 size of each file under ``root``, for :func:`plan_shards`."""
     prefix = os.fspath(root) + os.sep
     return np.fromiter((stat_size(prefix + rel) for rel in paths), dtype=np.int64, count=len(paths))

@@ -27,6 +27,7 @@ from packer.files import write_file_synced
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
 from packer.keys import split_name
 from packer.omissions import Finding, Omissions, Skipped
+from packer.pathtable import PathTable
 from packer.plan import DEFAULT_SHARD_SIZE, default_samples_per_shard, file_sizes, plan_shards
 from packer.registry import get_backend_class, make_backend, pixel_formats
 from packer.scanner import Scan, parse_extensions, scan_tree
@@ -150,7 +151,7 @@ class Plan:
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        blob, offsets = _encode_paths(self.scan.paths)
+        blob, offsets = self.scan.paths.encoded()
         assert self.sizes is not None and self.bounds is not None
         return {
             "labels": np.ascontiguousarray(self.scan.labels, dtype="<i4"),
@@ -197,7 +198,7 @@ class Plan:
             scan = Scan(
                 root=Path(doc["root"]),
                 classes=list(doc["classes"]),
-                paths=_decode_paths(arrays["paths"].tobytes(), arrays["path_offsets"]),
+                paths=PathTable.from_encoded(arrays["paths"].tobytes(), arrays["path_offsets"]),
                 labels=arrays["labels"].astype(np.int32),
                 full_keys=frozenset(doc["full_keys"]),
                 skipped=[Skipped(**s) for s in doc["skipped"]],
@@ -243,21 +244,6 @@ def _counter(counts: Mapping[str, int]) -> Any:
     from collections import Counter
 
     return Counter({str(k): int(v) for k, v in counts.items()})
-
-
-def _encode_paths(paths: list[str]) -> tuple[bytes, np.ndarray]:
-    encoded = [p.encode("utf-8", "surrogateescape") for p in paths]
-    offsets = np.zeros(len(encoded) + 1, dtype="<u8")
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    return b"".join(encoded), offsets
-
-
-def _decode_paths(blob: bytes, offsets: np.ndarray) -> list[str]:
-    bounds = offsets.tolist()
-    return [
-        blob[bounds[i] : bounds[i + 1]].decode("utf-8", "surrogateescape")
-        for i in range(len(bounds) - 1)
-    ]
 
 
 def make_plan(
@@ -354,8 +340,14 @@ def _extension_table(scan: Scan, transform: Transform | None) -> tuple[list[str]
     if transform is not None and transform.reencode is not None:
         # every sample is re-encoded to one format
         return [transform.encode_extension], np.zeros(len(scan), dtype=np.uint16)
-    exts = [p.rpartition(".")[2] for p in scan.paths]  # C speed; fixed below where wrong
-    exts = [split_name(p)[1] if "/" in e else e for p, e in zip(scan.paths, exts, strict=True)]
-    names = sorted(set(exts))
-    lookup = {e: i for i, e in enumerate(names)}
-    return names, np.fromiter((lookup[e] for e in exts), np.uint16, len(scan))
+    first_seen: dict[str, int] = {}
+    ids = np.empty(len(scan), dtype=np.uint16)
+    block = 65536  # a block of paths at a time: no list of every path's extension
+    for a in range(0, len(scan), block):
+        paths = list(scan.paths[a : a + block])
+        exts = [p.rpartition(".")[2] for p in paths]  # C speed; fixed below where wrong
+        exts = [split_name(p)[1] if "/" in e else e for p, e in zip(paths, exts, strict=True)]
+        ids[a : a + len(exts)] = [first_seen.setdefault(e, len(first_seen)) for e in exts]
+    names = sorted(first_seen)
+    to_sorted = np.array([names.index(e) for e in first_seen], dtype=np.uint16)
+    return names, to_sorted[ids]

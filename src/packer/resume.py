@@ -31,7 +31,10 @@ def plan_digest(job: ShardJob, extra: dict[str, Any]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([job.backend_name, job.backend_options, extra], sort_keys=True).encode())
     h.update(f"{len(job.paths)}\n".encode())
-    h.update("\n".join(job.paths).encode("utf-8", "surrogateescape"))
+    for a in range(0, len(job.paths), 65536):  # a block at a time: no copy of every path
+        h.update(
+            "".join(p + "\n" for p in job.paths[a : a + 65536]).encode("utf-8", "surrogateescape")
+        )
     h.update(job.labels.tobytes())
     h.update(job.extension_ids.tobytes())
     return h.hexdigest()

@@ -22,6 +22,7 @@ import numpy as np
 from packer.errors import SourceError, UsageError
 from packer.keys import full_names, split_name
 from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
+from packer.pathtable import PathTable
 
 #: Extensions packed by default (case-insensitive): exactly torchvision's ImageFolder list.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -52,7 +53,8 @@ class Scan:
     Attributes:
         root: the scanned folder.
         classes: class names; a sample's label indexes this list.
-        paths: POSIX paths relative to ``root`` (``class/.../name.ext``), in pack order.
+        paths: POSIX paths relative to ``root`` (``class/.../name.ext``), in pack order, held
+            compactly (a :class:`~packer.pathtable.PathTable`: tens of millions fit).
         labels: int32 label per path.
         full_keys: paths whose key keeps the extension (see :func:`sample_key`).
         skipped: files that looked like samples but cannot be packed (see ``on_bad_file``).
@@ -62,7 +64,7 @@ class Scan:
 
     root: Path
     classes: list[str]
-    paths: list[str]
+    paths: PathTable
     labels: np.ndarray
     full_keys: frozenset[str] = frozenset()
     skipped: list[Skipped] = field(default_factory=list)
@@ -164,7 +166,8 @@ class _Walker:
         self.ignored = Omissions()
         self.findings: list[Finding] = []
         self.walked: dict[tuple[int, int], str] = {}  # real folder -> the path it was walked as
-        self.folders: dict[str, list[tuple[str, list[str]]]] = {}  # class -> (dir, sample names)
+        # class -> (dir, its sample paths NUL-terminated, encoded): no str object per file is kept
+        self.folders: dict[str, list[tuple[str, bytes, int]]] = {}
         self.full_keys: set[str] = set()
 
     def bad(self, skip: Skipped) -> None:
@@ -264,7 +267,10 @@ class _Walker:
                         f"{rel}/{name}", f"extension .{ext}" if ext else "no extension"
                     )
             names.sort()
-            self.folders[rel.partition("/")[0]].append((rel, names))
+            for full in full_names(names):
+                self.full_keys.add(f"{rel}/{full}")
+            encoded = "".join([f"{rel}/{n}\0" for n in names]).encode("utf-8", "surrogateescape")
+            self.folders[rel.partition("/")[0]].append((rel, encoded, len(names)))
 
     def _keep_file(self, entry: os.DirEntry[str], path: str) -> bool:
         """Whether a file named like a sample is one (links by policy; broken ones are bad)."""
@@ -346,15 +352,12 @@ class _Walker:
                 heapq.heappush(links, link)
 
     def _result(self, classes: list[str]) -> Scan:
-        paths: list[str] = []
+        chunks: list[bytes] = []
         counts: list[int] = []
         for name in classes:
-            before = len(paths)
-            for rel, names in sorted(self.folders[name], key=lambda item: item[0]):
-                for full in full_names(names):
-                    self.full_keys.add(f"{rel}/{full}")
-                paths.extend(f"{rel}/{n}" for n in names)
-            counts.append(len(paths) - before)
+            folders = sorted(self.folders.pop(name), key=lambda item: item[0])
+            chunks.extend(encoded for _, encoded, _ in folders)
+            counts.append(sum(count for _, _, count in folders))
             if counts[-1] == 0:
                 self.warn("empty-class", name, "class folder holds no samples (its label is kept)")
         by_case: dict[str, list[str]] = {}
@@ -372,7 +375,7 @@ class _Walker:
         return Scan(
             self.root,
             classes,
-            paths,
+            PathTable.concat(chunks),
             labels,
             frozenset(self.full_keys),
             self.skipped,

@@ -12,7 +12,7 @@ import os
 import uuid
 import zlib
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,7 @@ class ShardJob:
 
     shard: int
     root: str
-    paths: list[str]
+    paths: Sequence[str]  # a PathTable from a scan; slicing gives the same type
     labels: np.ndarray
     extension_ids: np.ndarray
     out_dir: str
@@ -186,7 +186,6 @@ def write_shard(
     skipped: list[Skipped] = []
     source_bytes = 0
     pending = pending_bytes = 0
-    labels = job.labels[start:stop].tolist()
     validate = job.validate
     crc32 = zlib.crc32
     writer: ShardWriter | _DiscardWriter = (
@@ -196,8 +195,7 @@ def write_shard(
     # more than the overlapped system calls save on small files).
     with writer:
         add = writer.add
-        for i in range(stop - start):
-            rel = job.paths[start + i]
+        for i, (rel, label) in enumerate(_rows(job, start, stop)):
             reason: str | None = None
             try:
                 data = read_file(root + rel)
@@ -237,7 +235,7 @@ def write_shard(
                     )
                 skipped.append(Skipped(rel, reason))
                 continue
-            offset, length = add(key, ext, labels[i], data)
+            offset, length = add(key, ext, label, data)
             offsets.append(offset)
             lengths.append(length)
             crcs.append(crc32(data))
@@ -292,6 +290,15 @@ def write_shard(
         planned_bytes=planned_bytes,
         findings=findings,
     )
+
+
+def _rows(job: ShardJob, start: int, stop: int) -> Iterator[tuple[str, int]]:
+    """(path, label) of samples ``start..stop``, decoded a block at a time: the one-process writer
+    gets every remaining sample as its range, and must not build lists of all of them."""
+    block = 65536
+    for a in range(start, stop, block):
+        b = min(stop, a + block)
+        yield from zip(job.paths[a:b], job.labels[a:b].tolist(), strict=True)
 
 
 class _DiscardWriter:
