@@ -90,7 +90,7 @@ def test_symlink_in_output_leading_outside_is_refused(clean_tree: Path, tmp_path
     outside.mkdir()
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "cat").symlink_to(outside)
-    with pytest.raises(PackError, match="outside"):
+    with pytest.raises(OutputError, match="outside"):  # the destination's fault: exit code 4
         extract(tmp_path / "p", tmp_path / "out")
     assert list(outside.iterdir()) == []
 
@@ -110,3 +110,47 @@ def test_cli_extract_json(clean_tree: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert '"files"' in result.stdout
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_extract_a_subset_by_class_and_key(clean_tree: Path, tmp_path: Path) -> None:
+    convert(clean_tree, tmp_path / "p", "tar", samples_per_shard=4)
+    every = _files(clean_tree)
+    dogs = extract(tmp_path / "p", tmp_path / "dogs", classes=["dog"])
+    assert _files(tmp_path / "dogs") == {f for f in every if f.startswith("dog/")}
+    assert dogs.files == len(_files(tmp_path / "dogs")) > 0
+    assert not (tmp_path / "dogs" / "cat").exists()  # only the chosen class folders
+    # --keys-from through the CLI, combined with --classes: samples matching both
+    some_cat = sorted(f for f in every if f.startswith("cat/"))[:2]
+    a_dog = sorted(f for f in every if f.startswith("dog/"))[0]  # listed, but not a cat: left out
+    keys = [f.rpartition(".")[0] for f in [*some_cat, a_dog]]
+    (tmp_path / "keys.txt").write_text("\n".join(keys) + "\n\n")
+    result = CliRunner().invoke(
+        app,
+        ["extract", str(tmp_path / "p"), str(tmp_path / "two"), "--classes", "cat",
+         "--keys-from", str(tmp_path / "keys.txt"), "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert _files(tmp_path / "two") == set(some_cat)
+    for name in some_cat:
+        assert (tmp_path / "two" / name).read_bytes() == (clean_tree / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--classes", "cat,zebra"], "no class 'zebra'; the classes are: "),
+     (["--keys-from", "{keys}"], "no sample has the key 'cat/nope'")],
+)  # fmt: skip
+def test_unknown_class_or_key_is_one_line_and_writes_nothing(
+    clean_tree: Path, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    convert(clean_tree, tmp_path / "p", "zip")
+    (tmp_path / "keys.txt").write_text("cat/nope\n")
+    argv = [a.format(keys=tmp_path / "keys.txt") for a in args]
+    result = CliRunner().invoke(app, ["extract", str(tmp_path / "p"), str(tmp_path / "o"), *argv])
+    assert result.exit_code == 2
+    assert needle in result.stderr and result.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "o").exists()

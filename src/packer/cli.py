@@ -2,23 +2,24 @@
 
 stdout carries results only (``--json`` prints exactly one JSON document); progress, warnings and
 errors go to stderr. A :class:`~packer.errors.PackerError` becomes one line and its exit code.
+This module holds the commands that write packs (convert, plan, merge); :mod:`packer.cli_read`
+those that read them; :mod:`packer.cli_app` what they share.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import signal
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
+from packer import cli_read  # noqa: F401 - registers inspect, verify, extract, formats, bench
 from packer._version import __version__
+from packer.cli_app import app, command, parse_options
 from packer.cli_options import (
     DEFAULT_FORMAT,
     BackendOpts,
@@ -41,67 +42,13 @@ from packer.cli_options import (
     ValidateOpt,
     WorkersOpt,
 )
-from packer.cli_render import (
-    CliProgress,
-    err,
-    human_bytes,
-    out,
-    print_json,
-    render_bench,
-    render_convert,
-    render_formats,
-    render_inspect,
-)
-from packer.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_PROBLEMS_FOUND,
-    PackerError,
-    SourceError,
-    UsageError,
-)
+from packer.cli_render import CliProgress, out, print_json, render_convert
+from packer.errors import SourceError, UsageError
 
-app = typer.Typer(
-    name="pack",
-    help="Turn folder trees of many small images into a few large packed files, and read them fast.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-P = ParamSpec("P")
-R = TypeVar("R")
+__all__ = ["app", "main"]
 
 
-def _handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """User mistakes and damaged input: one line on stderr and a documented exit code, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except PackerError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("interrupted; nothing was written")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-
-    return wrapper
-
-
-def _parse_options(pairs: list[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise UsageError(
-                f"-o {pair!r} must look like key=value (see `pack formats` for each format's options)"
-            )
-        options[key.strip()] = value.strip()
-    return options
-
-
-@app.command()
-@_handle_errors
+@command()
 def convert(
     src: Annotated[
         Path, typer.Argument(help="Folder with one sub-folder per class (with --plan: OUT).")
@@ -170,7 +117,7 @@ def convert(
             src,
             dst,
             format,
-            options=_parse_options(option or []),
+            options=parse_options(option or []),
             shard_size=shard_size,
             samples_per_shard=samples_per_shard,
             workers=workers,
@@ -245,8 +192,7 @@ def _convert_part(
         )
 
 
-@app.command("plan")
-@_handle_errors
+@command("plan")
 def plan_command(
     src: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
     plan: Annotated[Path, typer.Argument(help="Plan folder to create.")],
@@ -281,7 +227,7 @@ def plan_command(
         plan,
         format,
         force=force,
-        options=_parse_options(option or []),
+        options=parse_options(option or []),
         shard_size=shard_size,
         samples_per_shard=samples_per_shard,
         on_error=on_error,
@@ -302,8 +248,7 @@ def plan_command(
         )
 
 
-@app.command()
-@_handle_errors
+@command()
 def merge(
     plan: Annotated[Path, typer.Argument(help="The plan the parts were written from.")],
     folders: Annotated[
@@ -331,192 +276,6 @@ def merge(
         progress=CliProgress(quiet=quiet or json_out),
     )
     render_convert(report, quiet=True, json_out=json_out)
-
-
-@app.command()
-@_handle_errors
-def inspect(
-    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
-    json_out: JsonFlag = False,
-) -> None:
-    """Show what is in a pack: backend, options, totals, data files, samples per class.
-
-    Example: pack inspect train.pack --json
-    """
-    from packer.api import inspect_pack
-
-    info = inspect_pack(pack)
-    if json_out:
-        print_json(info)
-        return
-    render_inspect(info)
-
-
-@app.command()
-@_handle_errors
-def verify(
-    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
-    deep: Annotated[bool, typer.Option(help="Also decode every image.")] = False,
-    max_pixels: Annotated[
-        int | None,
-        typer.Option(help="Pixel limit for --deep (default: the limit the pack was made with)."),
-    ] = None,
-    workers: Annotated[int, typer.Option(help="Processes checking samples; same report.")] = 1,
-    json_out: JsonFlag = False,
-    quiet: QuietFlag = False,
-) -> None:
-    """Check every byte of a pack; exit 0 if intact, 1 if any file or sample is damaged.
-
-    Example: pack verify train.pack --deep --workers 4
-    """
-    from packer.api import verify_pack
-
-    report = verify_pack(
-        pack,
-        deep=deep,
-        max_pixels=max_pixels,
-        workers=workers,
-        progress=CliProgress(quiet=quiet or json_out),
-    )
-    if report.decoder_warnings and not (quiet or json_out):
-        err.print(
-            f"{len(report.decoder_warnings)} decoder warning(s) on samples that decoded "
-            "(see --json: decoder_warnings)"
-        )
-    if json_out:
-        print_json(report.to_dict())
-    else:
-        for p in report.problems:
-            out.print(f"{p.kind}: {p.where}: {p.message}")
-        if report.problems_not_listed:
-            out.print(f"... and {report.problems_not_listed} more problems")
-        what = f"{report.samples_checked} samples, {report.files_checked} files" + (
-            ", every image decoded" if deep and report.ok else ""
-        )
-        if report.ok:
-            out.print(f"OK: {what} verified in {report.path}")
-        else:
-            total = len(report.problems) + report.problems_not_listed
-            out.print(f"DAMAGED: {total} problem(s) in {report.path} ({what} checked)")
-    if not report.ok:
-        raise typer.Exit(EXIT_PROBLEMS_FOUND)
-
-
-@app.command()
-@_handle_errors
-def extract(
-    pack: Annotated[Path, typer.Argument(help="Pack folder (made without a transform).")],
-    dest: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the tree into.")],
-    force: Annotated[bool, typer.Option(help="Overwrite files that already exist in OUT.")] = False,
-    json_out: JsonFlag = False,
-    quiet: QuietFlag = False,
-) -> None:
-    """Write the original tree back: class folders, file names and bytes, each checked by CRC-32.
-
-    Example: pack extract train.pack restored/ && diff -r train/ restored/
-    """
-    from packer.api import extract as run_extract
-
-    report = run_extract(pack, dest, force=force, progress=CliProgress(quiet=quiet or json_out))
-    if json_out:
-        print_json(report.to_dict())
-    else:
-        out.print(f"extracted {report.files} files ({human_bytes(report.bytes)}) into {report.out}")
-
-
-@app.command()
-@_handle_errors
-def formats(
-    json_out: JsonFlag = False,
-) -> None:
-    """List the available formats (built-in and plugins), their options and origin.
-
-    Example: pack formats --json
-    """
-    from packer.api import list_formats
-
-    found = list_formats()
-    if json_out:
-        print_json(found)
-        return
-    render_formats(found)
-
-
-@app.command()
-@_handle_errors
-def bench(
-    src: Annotated[
-        Path, typer.Argument(help="Image tree to benchmark (the plain-folder baseline).")
-    ],
-    formats: Annotated[str, typer.Option(help="Comma-separated formats, or 'all'.")] = "all",
-    pack: Annotated[
-        list[Path] | None,
-        typer.Option("--pack", help="Also measure this existing pack (repeatable)."),
-    ] = None,
-    samples: Annotated[
-        int | None, typer.Option(help="Use a deterministic sample of N files.")
-    ] = None,
-    repeat: Annotated[int, typer.Option(help="Rounds; medians are reported.")] = 3,
-    random: Annotated[int, typer.Option("--random", help="Reads per random pass.")] = 20_000,
-    workers: Annotated[int, typer.Option(help="DataLoader workers for --decode.")] = 2,
-    decode: Annotated[
-        bool, typer.Option(help="Also time a torch DataLoader decoding to tensors.")
-    ] = False,
-    cold: Annotated[
-        bool, typer.Option(help="Evict files from the page cache before each pass.")
-    ] = False,
-    sort: Annotated[
-        str, typer.Option(help="Sort the table by this metric.")
-    ] = "random_samples_per_s",
-    json_file: Annotated[
-        Path | None,
-        typer.Option("--json", help="Write the JSON report to this file ('-' = stdout)."),
-    ] = None,
-    plot_file: Annotated[
-        Path | None, typer.Option("--plot", help="Write a bar chart PNG (needs matplotlib).")
-    ] = None,
-    keep: Annotated[
-        Path | None, typer.Option(help="Keep the converted packs in this folder.")
-    ] = None,
-    quiet: QuietFlag = False,
-) -> None:
-    """Compare formats on your data and machine: convert, size, open, sequential/random reads.
-
-    Every figure is a median over --repeat rounds and also a ratio to reading the plain folder.
-
-    Example: pack bench ~/data/train --samples 20000 --formats tar,memmap,arrow --json bench.json --plot bench.png
-    """
-    from packer.api import METRICS
-    from packer.api import bench as run_bench
-
-    if sort not in METRICS:
-        raise UsageError(f"--sort {sort!r} must be one of: {', '.join(METRICS)}")
-    report = run_bench(
-        src,
-        formats=[f.strip() for f in formats.split(",") if f.strip()],
-        packs=pack or [],
-        samples=samples,
-        repeat=repeat,
-        random_reads=random,
-        decode=decode,
-        workers=workers,
-        cold=cold,
-        keep=keep,
-        progress=CliProgress(quiet=quiet),
-    )
-    if json_file is not None:
-        doc = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
-        if str(json_file) == "-":
-            sys.stdout.write(doc)
-        else:
-            json_file.write_text(doc)
-    if plot_file is not None:
-        from packer.cli_plot import plot
-
-        plot(report, plot_file)
-    if str(json_file) == "-":
-        return
-    render_bench(report, sort)
 
 
 def _version_callback(value: bool) -> None:

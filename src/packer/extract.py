@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packer.errors import OutputError, PackError
+import numpy as np
+
+from packer.errors import OutputError, PackError, UsageError
 from packer.keys import file_name
-from packer.pack import open_pack
+from packer.pack import Pack, open_pack
 from packer.progress import NoProgress, Progress
 
 
@@ -36,6 +39,49 @@ class ExtractReport:
             "files": self.files,
             "bytes": self.bytes,
         }
+
+
+def select(pack: Pack, classes: Iterable[str] | None, keys: Iterable[str] | None) -> np.ndarray:
+    """Sample positions (sorted) of ``classes`` and/or ``keys``; all samples if neither."""
+    mask = np.ones(len(pack), dtype=bool)
+    if classes is not None:
+        mask &= np.isin(pack.labels, _class_ids(pack, classes))
+    if keys is not None:
+        wanted = np.zeros(len(pack), dtype=bool)
+        for key in keys:
+            try:
+                wanted[pack.index_of(key)] = True
+            except KeyError:
+                raise UsageError(
+                    f"{pack.path}: no sample has the key {key!r}; keys look like "
+                    f"{pack.key(0)!r} (see `pack inspect`)"
+                ) from None
+        mask &= wanted
+    return np.flatnonzero(mask)
+
+
+def _class_ids(pack: Pack, classes: Iterable[str]) -> list[int]:
+    lookup = {name: i for i, name in enumerate(pack.classes)}
+    ids = []
+    for name in classes:
+        if name not in lookup:
+            shown = ", ".join(pack.classes[:20]) + (", ..." if len(pack.classes) > 20 else "")
+            raise UsageError(f"{pack.path}: no class {name!r}; the classes are: {shown}")
+        ids.append(lookup[name])
+    return ids
+
+
+def read_key_list(path: str | os.PathLike[str]) -> list[str]:
+    """``--keys-from FILE``: one key per line (``-`` for stdin); blank lines are skipped."""
+    import sys
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the key list ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the key list is not UTF-8 text") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def safe_relative(name: str) -> str:
@@ -62,31 +108,43 @@ def extract(
     out: str | os.PathLike[str],
     *,
     force: bool = False,
+    classes: Iterable[str] | None = None,
+    keys: Iterable[str] | None = None,
     progress: Progress | None = None,
 ) -> ExtractReport:
-    """Write every sample of a byte-passthrough pack to ``out/<key>.<ext>``.
+    """Write the samples of a byte-passthrough pack to ``out/<key>.<ext>``: all of them, or those
+    of ``classes`` and/or with ``keys`` (both given: samples that match both), in pack order.
 
     Args:
         pack_path: the pack.
         out: the folder to write into (created if missing).
         force: overwrite files that already exist there (otherwise nothing is written).
+        classes: class names to extract; an unknown name is an error naming the classes.
+        keys: sample keys to extract; an unknown key is an error naming it.
         progress: receives progress events.
     """
     progress = progress or NoProgress()
     out_path = Path(out)
+    classes = None if classes is None else list(classes)
     with open_pack(pack_path) as pack:
         if pack.shape is not None:
             raise PackError(
                 f"{pack.path}: stores decoded pixels (converted with --size), not the original files; "
                 "read them with pack.array(i)"
             )
+        chosen = select(pack, classes, keys)
         names: list[str] = []
-        for i, key in enumerate(pack.keys()):
+        for i in chosen.tolist():
             ext = pack.manifest.extensions[int(pack.index.extension[i])]
             if "/" in ext or ext in (".", ".."):
                 raise PackError(f"{pack.path}: sample {i} has the extension {ext!r}, refused")
-            names.append(safe_relative(file_name(key, ext)))
-        for cls in pack.classes:
+            names.append(safe_relative(file_name(pack.key(i), ext)))
+        wanted_classes = (
+            pack.classes
+            if classes is None
+            else [pack.classes[c] for c in _class_ids(pack, classes)]
+        )
+        for cls in wanted_classes:
             safe_relative(cls)
         out_path.mkdir(parents=True, exist_ok=True)
         if not force:
@@ -95,16 +153,17 @@ def extract(
                 raise OutputError(
                     f"{out_path / clash}: already exists; pass --force to overwrite, or extract elsewhere"
                 )
-        for cls in pack.classes:
+        for cls in wanted_classes:
             if not _inside(out_path, out_path / cls / "x"):
-                raise PackError(
-                    f"refusing {out_path / cls}: a symlink in the output folder leads outside it"
+                raise OutputError(
+                    f"refusing {out_path / cls}: a symlink in the output folder leads outside it; "
+                    "remove the link or extract elsewhere"
                 )
             (out_path / cls).mkdir(exist_ok=True)
-        progress.start(len(pack), f"extract {pack.path.name}")
+        progress.start(len(names), f"extract {pack.path.name}")
         crcs = pack.index.crc32
-        total = 0
-        for i, name in enumerate(names):
+        total = done = pending = 0
+        for i, name in zip(chosen.tolist(), names, strict=True):
             data = pack.read(i)
             if zlib.crc32(data) != int(crcs[i]):
                 raise PackError(
@@ -112,8 +171,9 @@ def extract(
                 )
             target = out_path / name
             if not _inside(out_path, target):
-                raise PackError(
-                    f"refusing {target}: a symlink in the output folder leads outside it"
+                raise OutputError(
+                    f"refusing {target}: a symlink in the output folder leads outside it; remove "
+                    "the link or extract elsewhere"
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = (
@@ -123,7 +183,11 @@ def extract(
                 f.write(data)
             partial.replace(target)
             total += len(data)
-            if i % 256 == 255:
-                progress.advance(256, 0)
+            done += 1
+            pending += len(data)
+            if done % 256 == 0:
+                progress.advance(256, pending)
+                pending = 0
+        progress.advance(done % 256, pending)
         progress.finish()
         return ExtractReport(pack.path, out_path, len(names), total)

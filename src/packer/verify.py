@@ -99,6 +99,10 @@ def verify_pack(
         raise PackError(
             f"{root}: not a pack (no such folder); pass the folder `pack convert` wrote"
         )
+    if not (root / "manifest.json").exists():  # not damage: this folder was never a pack
+        raise PackError(
+            f"{root}: not a pack (no manifest.json); pass the folder `pack convert` wrote"
+        )
     try:
         manifest = Manifest.read(root)
         make_backend(manifest.backend_name, manifest.options)

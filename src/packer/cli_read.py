@@ -1,0 +1,224 @@
+"""The ``pack`` commands that read packs: inspect, verify, extract, formats, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from packer.cli_app import command
+from packer.cli_options import JsonFlag, QuietFlag
+from packer.cli_render import (
+    CliProgress,
+    err,
+    human_bytes,
+    out,
+    print_json,
+    render_bench,
+    render_formats,
+    render_inspect,
+)
+from packer.errors import EXIT_PROBLEMS_FOUND, UsageError
+
+
+@command()
+def inspect(
+    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show what is in a pack: backend, options, totals, data files, samples per class.
+
+    Example: pack inspect train.pack --json
+    """
+    from packer.api import inspect_pack
+
+    info = inspect_pack(pack)
+    if json_out:
+        print_json(info)
+        return
+    render_inspect(info)
+
+
+@command()
+def verify(
+    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
+    deep: Annotated[bool, typer.Option(help="Also decode every image.")] = False,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Pixel limit for --deep (default: the limit the pack was made with)."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes checking samples; same report.")] = 1,
+    json_out: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Check every byte of a pack; exit 0 if intact, 1 if any file or sample is damaged.
+
+    Example: pack verify train.pack --deep --workers 4
+    """
+    from packer.api import verify_pack
+
+    report = verify_pack(
+        pack,
+        deep=deep,
+        max_pixels=max_pixels,
+        workers=workers,
+        progress=CliProgress(quiet=quiet or json_out),
+    )
+    if report.decoder_warnings and not (quiet or json_out):
+        err.print(
+            f"{len(report.decoder_warnings)} decoder warning(s) on samples that decoded "
+            "(see --json: decoder_warnings)"
+        )
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        for p in report.problems:
+            out.print(f"{p.kind}: {p.where}: {p.message}")
+        if report.problems_not_listed:
+            out.print(f"... and {report.problems_not_listed} more problems")
+        what = f"{report.samples_checked} samples, {report.files_checked} files" + (
+            ", every image decoded" if deep and report.ok else ""
+        )
+        if report.ok:
+            out.print(f"OK: {what} verified in {report.path}")
+        else:
+            total = len(report.problems) + report.problems_not_listed
+            out.print(f"DAMAGED: {total} problem(s) in {report.path} ({what} checked)")
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEMS_FOUND)
+
+
+@command()
+def extract(
+    pack: Annotated[Path, typer.Argument(help="Pack folder (made without a transform).")],
+    dest: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the tree into.")],
+    force: Annotated[bool, typer.Option(help="Overwrite files that already exist in OUT.")] = False,
+    classes: Annotated[
+        str | None, typer.Option(help="Only these classes, comma-separated: --classes cat,dog.")
+    ] = None,
+    keys_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Only the samples whose keys are listed in this file, one per line (- = stdin)."
+        ),
+    ] = None,
+    json_out: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Write the original tree back: class folders, file names and bytes, each checked by CRC-32.
+
+    Example: pack extract train.pack restored/ && diff -r train/ restored/
+
+    Example: pack extract train.pack sample/ --classes cat,dog --keys-from hard-cases.txt
+    """
+    from packer.api import extract as run_extract
+    from packer.extract import read_key_list
+
+    report = run_extract(
+        pack,
+        dest,
+        force=force,
+        classes=None if classes is None else [c.strip() for c in classes.split(",") if c.strip()],
+        keys=None if keys_from is None else read_key_list(keys_from),
+        progress=CliProgress(quiet=quiet or json_out),
+    )
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        out.print(f"extracted {report.files} files ({human_bytes(report.bytes)}) into {report.out}")
+
+
+@command()
+def formats(
+    json_out: JsonFlag = False,
+) -> None:
+    """List the available formats (built-in and plugins), their options and origin.
+
+    Example: pack formats --json
+    """
+    from packer.api import list_formats
+
+    found = list_formats()
+    if json_out:
+        print_json(found)
+        return
+    render_formats(found)
+
+
+@command()
+def bench(
+    src: Annotated[
+        Path, typer.Argument(help="Image tree to benchmark (the plain-folder baseline).")
+    ],
+    formats: Annotated[str, typer.Option(help="Comma-separated formats, or 'all'.")] = "all",
+    pack: Annotated[
+        list[Path] | None,
+        typer.Option("--pack", help="Also measure this existing pack (repeatable)."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Use a deterministic sample of N files.")
+    ] = None,
+    repeat: Annotated[int, typer.Option(help="Rounds; medians are reported.")] = 3,
+    random: Annotated[int, typer.Option("--random", help="Reads per random pass.")] = 20_000,
+    workers: Annotated[int, typer.Option(help="DataLoader workers for --decode.")] = 2,
+    decode: Annotated[
+        bool, typer.Option(help="Also time a torch DataLoader decoding to tensors.")
+    ] = False,
+    cold: Annotated[
+        bool, typer.Option(help="Evict files from the page cache before each pass.")
+    ] = False,
+    sort: Annotated[
+        str, typer.Option(help="Sort the table by this metric.")
+    ] = "random_samples_per_s",
+    json_file: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the JSON report to this file ('-' = stdout)."),
+    ] = None,
+    plot_file: Annotated[
+        Path | None, typer.Option("--plot", help="Write a bar chart PNG (needs matplotlib).")
+    ] = None,
+    keep: Annotated[
+        Path | None, typer.Option(help="Keep the converted packs in this folder.")
+    ] = None,
+    quiet: QuietFlag = False,
+) -> None:
+    """Compare formats on your data and machine: convert, size, open, sequential/random reads.
+
+    Every figure is a median over --repeat rounds and also a ratio to reading the plain folder.
+
+    Example: pack bench ~/data/train --samples 20000 --formats tar,memmap,arrow --json bench.json --plot bench.png
+    """
+    from packer.api import METRICS
+    from packer.api import bench as run_bench
+
+    if sort not in METRICS:
+        raise UsageError(f"--sort {sort!r} must be one of: {', '.join(METRICS)}")
+    report = run_bench(
+        src,
+        formats=[f.strip() for f in formats.split(",") if f.strip()],
+        packs=pack or [],
+        samples=samples,
+        repeat=repeat,
+        random_reads=random,
+        decode=decode,
+        workers=workers,
+        cold=cold,
+        keep=keep,
+        progress=CliProgress(quiet=quiet),
+    )
+    if json_file is not None:
+        doc = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+        if str(json_file) == "-":
+            sys.stdout.write(doc)
+        else:
+            json_file.write_text(doc)
+    if plot_file is not None:
+        from packer.cli_plot import plot
+
+        plot(report, plot_file)
+    if str(json_file) == "-":
+        return
+    render_bench(report, sort)
