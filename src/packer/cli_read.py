@@ -20,6 +20,7 @@ from packer.cli_render import (
     render_bench,
     render_formats,
     render_inspect,
+    render_stats,
 )
 from packer.errors import EXIT_PROBLEMS_FOUND, UsageError
 
@@ -27,19 +28,57 @@ from packer.errors import EXIT_PROBLEMS_FOUND, UsageError
 @command()
 def inspect(
     pack: Annotated[Path, typer.Argument(help="Pack folder.")],
+    stats: Annotated[
+        bool,
+        typer.Option(
+            help="Also read every image's header: formats, modes, sizes, bytes per class."
+        ),
+    ] = False,
+    preview: Annotated[
+        Path | None,
+        typer.Option(help="Write a contact sheet PNG here: a row of thumbnails per class."),
+    ] = None,
+    per_class: Annotated[int, typer.Option(help="Thumbnails per class in --preview.")] = 8,
+    classes: Annotated[
+        str | None, typer.Option(help="Only these classes in --preview, comma-separated.")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Show what is in a pack: backend, options, totals, data files, samples per class.
+    """Show what is in a pack: format, options, totals, data files, samples per class.
 
     Example: pack inspect train.pack --json
+
+    Example: pack inspect train.pack --stats --preview grid.png --per-class 6 --classes cat,dog
     """
     from packer.api import inspect_pack
 
     info = inspect_pack(pack)
+    if stats:
+        from packer.stats import pack_stats
+
+        info["stats"] = pack_stats(pack)
+    if preview is not None:
+        from packer.preview import contact_sheet
+
+        info["preview"] = {
+            "path": str(preview),
+            **contact_sheet(pack, preview, per_class=per_class, classes=_names(classes)),
+        }
     if json_out:
         print_json(info)
         return
     render_inspect(info)
+    if stats:
+        render_stats(info["stats"])
+    if preview is not None:
+        p = info["preview"]
+        out.print(f"preview: {p['rows']} class row(s) of up to {p['columns']} in {preview} "
+                  f"({p['width']}x{p['height']})")  # fmt: skip
+
+
+def _names(text: str | None) -> list[str] | None:
+    """``a,b`` -> ['a', 'b']; None stays None (every class)."""
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
 @command()
@@ -121,7 +160,7 @@ def extract(
         pack,
         dest,
         force=force,
-        classes=None if classes is None else [c.strip() for c in classes.split(",") if c.strip()],
+        classes=_names(classes),
         keys=None if keys_from is None else read_key_list(keys_from),
         progress=CliProgress(quiet=quiet or json_out),
     )

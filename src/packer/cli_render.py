@@ -6,6 +6,7 @@ Kept apart from the commands (``cli.py``) so that a command reads as: parse, cal
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -105,8 +107,10 @@ class CliProgress:
 
 def render_inspect(info: dict[str, Any]) -> None:
     """``pack inspect`` without ``--json``: a header, totals, what was left out, two tables."""
+    options = ", ".join(f"{k}={_word(v)}" for k, v in sorted(info["options"].items()))
     out.print(
-        f"[bold]{info['path']}[/]  backend [bold]{info['backend']}[/] {info['options']}",
+        f"[bold]{escape(info['path'])}[/]  format [bold]{info['backend']}[/]"
+        + (f" ({escape(options)})" if options else ""),
         markup=True,
     )
     ratio = f" ({info['size_vs_source']:.2f}x source)" if info["size_vs_source"] else ""
@@ -116,13 +120,7 @@ def render_inspect(info: dict[str, Any]) -> None:
         f"{info['created_by'].get('version', '?')}"
     )
     if info["transform"]:
-        t = info["transform"]
-        stored = (
-            f"pixels {info['sample_shape']}"
-            if info["sample_shape"]
-            else f"re-encoded {t['reencode']}"
-        )
-        out.print(f"transform: size {t['size']} ({t['resize']}), mode {t['mode']}, {stored}")
+        out.print(f"transform: {transform_words(info['transform'], info['sample_shape'])}")
     if info["skipped"]:
         out.print(f"{len(info['skipped'])} source file(s) were skipped when packing (see --json)")
     if info["ignored_files"]:
@@ -140,6 +138,81 @@ def render_inspect(info: dict[str, Any]) -> None:
     for d in info["data_files"]:
         files.add_row(d["name"], str(d["num_samples"]), human_bytes(d["bytes"]))
     out.print(files)
+
+
+def _word(value: Any) -> str:
+    """An option value as a user would type it: true/false, none, plain numbers and strings."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(str, value))
+    return str(value)
+
+
+def transform_words(t: dict[str, Any], shape: list[int] | None) -> str:
+    """A transform in words: 'resized to 64x64 (center-crop), RGB, stored as 64x64x3 pixels'."""
+    size = t.get("size")
+    parts = [
+        f"resized to {size[0]}x{size[1]} ({t.get('resize', 'stretch')})" if size else "size kept"
+    ]
+    if t.get("mode"):
+        parts.append(f"converted to {t['mode']}")
+    if shape:
+        parts.append(f"stored as {'x'.join(map(str, shape))} pixels (HxWxC)")
+    elif t.get("reencode"):
+        parts.append(f"re-encoded as {t['reencode']}")
+    return ", ".join(parts)
+
+
+def _bins(histogram: list[int], edges: list[int]) -> str:
+    """'<32:0 32-64:10 ...' without the empty bins at either end."""
+    labels = [f"{a}-{b}" for a, b in itertools.pairwise(edges)] + [f">={edges[-1]}"]
+    nonzero = [i for i, n in enumerate(histogram) if n]
+    if not nonzero:
+        return "-"
+    return " ".join(f"{labels[i]}:{histogram[i]}" for i in range(nonzero[0], nonzero[-1] + 1))
+
+
+def _spread(d: dict[str, Any], sep: str = " / ") -> str:
+    if d["min"] is None:
+        return "-"
+    return f"{d['min']}{sep}{d['median']:g}{sep}{d['max']}"
+
+
+def render_stats(stats: dict[str, Any]) -> None:
+    """``pack inspect --stats``: the overall figures, then a row per class."""
+    o = stats["overall"]
+    edges = stats["size_bins"]
+    out.print(f"[bold]stats[/] of {o['samples']} samples (from image headers)", markup=True)
+    out.print("  formats: " + ", ".join(f"{k} {v}" for k, v in o["formats"].items()))
+    out.print("  modes:   " + ", ".join(f"{k} {v}" for k, v in o["modes"].items()))
+    out.print(
+        f"  width  min/median/max {_spread(o['width'])}   px bins {_bins(o['width']['histogram'], edges)}"
+    )
+    out.print(
+        f"  height min/median/max {_spread(o['height'])}   px bins {_bins(o['height']['histogram'], edges)}"
+    )
+    b = o["bytes"]
+    if b["min"] is not None:
+        out.print(
+            f"  bytes per sample min/median/max {human_bytes(b['min'])} / "
+            f"{human_bytes(b['median'])} / {human_bytes(b['max'])} (mean {human_bytes(b['mean'])})"
+        )
+    table = Table("class", "samples", "formats", "modes", "width", "height", "bytes",
+                  title="per class (sizes min/median/max, median bytes)")  # fmt: skip
+    for c in stats["classes"]:
+        table.add_row(
+            c["name"],
+            str(c["samples"]),
+            ", ".join(c["formats"]),
+            ", ".join(c["modes"]),
+            _spread(c["width"], "/"),
+            _spread(c["height"], "/"),
+            human_bytes(c["bytes"]["median"]) if c["bytes"]["median"] is not None else "-",
+        )
+    out.print(table)
 
 
 def render_bench(report: BenchReport, sort: str) -> None:

@@ -143,8 +143,9 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None if frame is None else (frame[1], frame[0])
 
 
-def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int]:
-    """((height, width) of the first frame or None, position of the first scan or -1)."""
+def _jpeg_header(data: bytes) -> tuple[tuple[int, int, int] | None, int]:
+    """((height, width, components) of the first frame or None, position of the first scan or
+    -1)."""
     pos, n, frame = 2, len(data), None
     while pos + 4 <= n:
         if data[pos] != 0xFF:
@@ -165,7 +166,7 @@ def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int]:
             break
         if marker in _JPEG_SOF and frame is None and pos + 9 <= n:
             h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            frame = (h, w)
+            frame = (h, w, data[pos + 9] if pos + 9 < n else 0)
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
     return frame, -1
 
@@ -348,6 +349,36 @@ def read_header(data: bytes) -> tuple[str | None, tuple[int, int] | None, int]:
     except (struct.error, IndexError, ValueError):
         size = None
     return fmt, size, scan
+
+
+#: JPEG components -> Pillow mode; PNG (colour type, bit depth) -> Pillow mode
+_JPEG_MODES = {1: "L", 3: "RGB", 4: "CMYK"}
+_PNG_MODES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
+
+
+_IHDR = struct.Struct(">4sIIBB")
+
+
+def fast_header(data: bytes) -> tuple[str, str, int, int] | None:
+    """(format, Pillow mode, width, height) of a JPEG or PNG from its header, in one pass; None
+    for other formats or odd headers (ask Pillow then)."""
+    try:
+        if data.startswith(_PNG_SIGNATURE):
+            chunk, w, h, depth, colour = _IHDR.unpack_from(data, 12)
+            if chunk != b"IHDR":
+                return None
+            if colour == 0 and depth in (1, 16):
+                mode: str | None = "1" if depth == 1 else "I;16"
+            else:
+                mode = _PNG_MODES.get(colour)
+            return None if mode is None else ("PNG", mode, w, h)
+        if data.startswith(b"\xff\xd8\xff"):
+            frame = _jpeg_header(data)[0]
+            mode = None if frame is None else _JPEG_MODES.get(frame[2])
+            return None if frame is None or mode is None else ("JPEG", mode, frame[1], frame[0])
+    except (struct.error, IndexError):
+        return None
+    return None
 
 
 def check_complete(data: bytes, fmt: str, scan: int) -> None:
