@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from packer import errors
@@ -22,18 +23,25 @@ def run(*args: str | Path) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
 def test_help_lists_every_command() -> None:
     code, out, _ = run("--help")
     assert code == 0
-    for command in ("convert", "inspect", "verify", "formats"):
+    assert set(COMMANDS) >= {"convert", "plan", "merge", "inspect", "verify", "extract", "bench"}
+    for command in COMMANDS:
         assert command in out
+    assert "<bool>" not in out and "--install-completion" in out
 
 
-@pytest.mark.parametrize("command", ["convert", "inspect", "verify", "formats"])
-def test_each_command_has_help_with_an_example(command: str) -> None:
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_help_with_an_example_and_flags_as_flags(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0
     assert "Example: pack" in out
+    assert "<bool>" not in out  # a flag takes no value: `--json`, never `--json true`
+    assert "--no-force" not in out and "--no-json" not in out
 
 
 def test_convert_inspect_verify_json(demo_tree: Path, tmp_path: Path) -> None:
@@ -202,7 +210,11 @@ def test_transform_options(demo_tree: Path, tmp_path: Path) -> None:
     info = json.loads(out)
     assert info["sample_shape"] == [16, 8, 1] and info["transform"]["resize"] == "stretch"
     code, out, _ = run("inspect", tmp_path / "c")
-    assert "transform: size [16, 8]" in out
+    # in words, never a Python repr
+    assert "transform: resized to 16x8 (stretch), converted to L, stored as 16x8x1 pixels" in out
+    assert "None" not in out and "{'" not in out and "[16" not in out
+    run("convert", demo_tree, tmp_path / "t", "-f", "tar", "-q")
+    assert "format tar (labels=member)" in run("inspect", tmp_path / "t")[1]
     code, out, _ = run(
         "convert",
         demo_tree,
@@ -280,3 +292,83 @@ def test_cli_default_format_is_the_registry_default() -> None:
     from packer.registry import DEFAULT_FORMAT as REGISTRY_DEFAULT
 
     assert DEFAULT_FORMAT == REGISTRY_DEFAULT
+
+
+# Every command through its error paths: (args, exit code, words of the one-line error).
+# {tree} a class tree, {pack} a tar pack of it, {pixels} a pixel pack, {plan} a plan of it,
+# {notpack} a plain folder, {linked} a folder whose class folder links outside it.
+ERROR_WALK = [
+    (("plan", "{missing}", "{new}"), errors.EXIT_SOURCE, "no such folder"),
+    (("plan", "{tree}", "{plan}"), errors.EXIT_OUTPUT, "--force"),
+    (("plan", "{tree}", "{new}", "-o", "bogus=1"), errors.EXIT_USAGE, "unknown option 'bogus'"),
+    (("convert", "--plan", "{plan}", "{new}"), errors.EXIT_USAGE, "--part I/N"),
+    (("convert", "--plan", "{plan}", "--part", "5/2", "{new}"), errors.EXIT_USAGE, "0 <= I < N"),
+    (("convert", "--plan", "{notpack}", "--part", "0/1", "{new}"), errors.EXIT_BAD_PACK, "not a plan"),
+    (("convert", "{tree}", "{pack}"), errors.EXIT_OUTPUT, "already exists"),
+    (("merge", "{notpack}", "{tree}", "{new}"), errors.EXIT_BAD_PACK, "not a plan"),
+    (("merge", "{plan}", "{notpack}", "{new}"), errors.EXIT_USAGE, "not a finished part"),
+    (("inspect", "{notpack}"), errors.EXIT_BAD_PACK, "not a pack (manifest.json is missing)"),
+    (("inspect", "{pack}", "--preview", "{new}.png", "--per-class", "0"), errors.EXIT_USAGE, "--per-class"),
+    (("inspect", "{pack}", "--preview", "{new}.png", "--classes", "zebra"), errors.EXIT_USAGE, "no class 'zebra'"),
+    (("verify", "{notpack}"), errors.EXIT_BAD_PACK, "not a pack (manifest.json is missing)"),
+    (("verify", "{missing}"), errors.EXIT_BAD_PACK, "not a pack (no such folder)"),
+    (("extract", "{notpack}", "{new}"), errors.EXIT_BAD_PACK, "not a pack"),
+    (("extract", "{pixels}", "{new}"), errors.EXIT_BAD_PACK, "decoded pixels"),
+    (("extract", "{pack}", "{linked}"), errors.EXIT_OUTPUT, "symlink in the output folder"),
+    (("extract", "{pack}", "{new}", "--classes", "zebra"), errors.EXIT_USAGE, "no class 'zebra'"),
+    (("extract", "{pack}", "{new}", "--keys-from", "{missing}"), errors.EXIT_USAGE, "cannot read the key list"),
+    (("bench", "{missing}"), errors.EXIT_SOURCE, "no such folder"),
+    (("bench", "{tree}", "--sort", "nope"), errors.EXIT_USAGE, "--sort 'nope'"),
+    (("bench", "{tree}", "--formats", "nope"), errors.EXIT_USAGE, "unknown format 'nope'"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def walk_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from packer.demo import make_demo_tree
+    from packer.parts import save_plan
+    from packer.transforms import Transform
+
+    root = tmp_path_factory.mktemp("walk")
+    tree = make_demo_tree(root / "tree", per_class=3, size=16)
+    from packer import convert
+
+    convert(tree, root / "pack", "tar")
+    convert(tree, root / "pixels", "memmap", transform=Transform(size=(8, 8), mode="RGB"))
+    save_plan(tree, root / "plan", "tar")
+    (root / "notpack").mkdir()
+    (root / "linked").mkdir()
+    (root / "linked" / "circle").symlink_to(root / "notpack")
+    return {"tree": tree, **{n: root / n for n in ("pack", "pixels", "plan", "notpack", "linked")}}
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), ERROR_WALK)
+def test_every_command_error_is_one_line_with_its_documented_code(
+    walk_inputs: dict[str, Path], tmp_path: Path, args: tuple[str, ...], code: int, needle: str
+) -> None:
+    values = {**walk_inputs, "missing": tmp_path / "missing", "new": tmp_path / "new"}
+    got, out, err = run(*(a.format(**values) for a in args))
+    assert got == code, err
+    assert needle in err
+    assert err.strip().count("\n") == 0 and err.startswith("error: ") and "Traceback" not in err
+    assert out == ""
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new.png").exists()
+    assert list((walk_inputs["notpack"]).iterdir()) == []  # nothing written through the link
+
+
+def test_a_missing_extra_is_reported_before_any_work(
+    walk_inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    keep = tmp_path / "kept"
+    code, _, err = run("bench", walk_inputs["tree"], "--plot", tmp_path / "b.png", "--keep", keep)
+    assert code == errors.EXIT_USAGE
+    assert err.strip() == "error: --plot needs matplotlib: pip install 'packer[plot]'"
+    assert not keep.exists()  # nothing was converted or measured first

@@ -28,7 +28,7 @@ import numpy as np
 
 from packer.bench_report import FOLDER, BenchReport, SystemResult, recommend
 from packer.conversion import convert
-from packer.errors import PackError, SourceError, UsageError
+from packer.errors import PackError, SourceError, UsageError, require_extra
 from packer.files import disk_bytes
 from packer.pack import Pack, open_pack
 from packer.pagecache import evict, files_of, resident_fraction, warm
@@ -167,10 +167,7 @@ def bench(
         if name not in known:
             raise UsageError(f"unknown format {name!r}; available formats: {', '.join(known)}")
     if decode:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise UsageError("--decode needs torch: pip install packer[torch]") from None
+        require_extra("torch", "torch", "--decode")
     src_path = Path(src)
     work_root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="packer-bench-"))
     work_root.mkdir(parents=True, exist_ok=True)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 
 from packer.bench_report import FOLDER, BenchReport
-from packer.errors import UsageError
+from packer.errors import require_extra
 
 
 def plot(report: BenchReport, path: str | os.PathLike[str]) -> None:
     """A bar chart of the main metrics, one panel each, formats vs the folder (needs matplotlib)."""
-    try:
-        import matplotlib
+    require_extra("matplotlib", "plot", "--plot")
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install packer[plot]") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     panels = [
         ("random_samples_per_s", "random reads / s"),
         ("seq_samples_per_s", "sequential reads / s"),

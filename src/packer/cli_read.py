@@ -22,7 +22,7 @@ from packer.cli_render import (
     render_inspect,
     render_stats,
 )
-from packer.errors import EXIT_PROBLEMS_FOUND, UsageError
+from packer.errors import EXIT_PROBLEMS_FOUND, UsageError, require_extra
 
 
 @command()
@@ -235,6 +235,8 @@ def bench(
 
     if sort not in METRICS:
         raise UsageError(f"--sort {sort!r} must be one of: {', '.join(METRICS)}")
+    if plot_file is not None:  # before minutes of measuring, not after
+        require_extra("matplotlib", "plot", "--plot")
     report = run_bench(
         src,
         formats=[f.strip() for f in formats.split(",") if f.strip()],

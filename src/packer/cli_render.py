@@ -29,8 +29,10 @@ from rich.table import Table
 from packer.bench_report import FOLDER, METRICS, BenchReport, recommendation_line
 from packer.conversion_report import ConvertReport
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup off: paths and messages print as they are (a file may be named `img[1].jpg`); the
+# few styled lines pass markup=True and escape what they interpolate.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def print_json(doc: Any) -> None:

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
-from packer.errors import UsageError
+from packer.errors import UsageError, require_extra
 
 EXECUTORS = ("local", "dask")
 
@@ -75,10 +75,9 @@ def as_executor(executor: Any) -> cf.Executor:
 def dask_executor(scheduler: str | None, workers: int | None) -> Iterator[cf.Executor]:
     """An executor on the Dask cluster at ``scheduler``, or on a ``LocalCluster`` of ``workers``
     single-threaded worker processes on this machine. Outstanding tasks are cancelled on exit."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise UsageError("--executor dask needs dask: pip install 'packer[dask]'") from None
+    require_extra("distributed", "dask", "--executor dask")
+    from distributed import Client, LocalCluster
+
     cluster = None
     try:
         if scheduler:
@@ -119,10 +118,9 @@ def slurm_cluster(
     process per CPU of each job (shards are Python-bound), ``jobs_cpus`` CPUs and ``memory`` per
     job. ``host``: the address the scheduler binds (the login node's, reachable from the compute
     nodes). Scale it with ``cluster.scale(jobs=N)`` and hand ``Client(cluster)`` to ``convert``; see docs/cluster.md."""
-    try:
-        from dask_jobqueue.slurm import SLURMCluster
-    except ImportError:
-        raise UsageError("SLURM clusters need dask-jobqueue: pip install 'packer[dask]'") from None
+    require_extra("dask_jobqueue", "dask", "SLURM clusters")
+    from dask_jobqueue.slurm import SLURMCluster
+
     return SLURMCluster(
         cores=jobs_cpus,
         processes=jobs_cpus,

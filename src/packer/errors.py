@@ -65,3 +65,12 @@ class PluginError(PackerError):
 
 class SampleDecodeError(PackError):
     """A stored sample does not decode; the message names the pack, the sample and its key."""
+
+
+def require_extra(module: str, extra: str, feature: str) -> None:
+    """Fail before any work if an optional dependency is missing, with the exact command that
+    installs it (``pip install 'packer[plot]'``, quoted for every shell)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{feature} needs {module}: pip install 'packer[{extra}]'")

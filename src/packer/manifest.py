@@ -101,7 +101,10 @@ class Manifest:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise PackError(f"{path}: missing; {root} is not a pack or is incomplete") from None
+            raise PackError(
+                f"{root}: not a pack ({MANIFEST_NAME} is missing); pass the folder `pack convert` "
+                "wrote"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise PackError(f"{path}: cannot read ({exc}); re-create the pack") from None
         try:

@@ -95,14 +95,8 @@ def verify_pack(
         else:
             report.problems_not_listed += 1
 
-    if not root.is_dir():
-        raise PackError(
-            f"{root}: not a pack (no such folder); pass the folder `pack convert` wrote"
-        )
     if not (root / "manifest.json").exists():  # not damage: this folder was never a pack
-        raise PackError(
-            f"{root}: not a pack (no manifest.json); pass the folder `pack convert` wrote"
-        )
+        Manifest.read(root)  # raises the same one-line error as `pack inspect`
     try:
         manifest = Manifest.read(root)
         make_backend(manifest.backend_name, manifest.options)
