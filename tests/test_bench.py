@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from packer.bench_report import METRICS
 from packer.cli import app
+from packer.describe import inspect_pack
 from packer.pagecache import resident_fraction
 from packer.registry import BUILTIN_BACKENDS, backend_names
 
@@ -50,7 +51,17 @@ def test_bench_every_format_json_and_plot(demo_tree: Path, tmp_path: Path) -> No
     assert doc["recommendation"]["random"] in backend_names()
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (keep / "tar.pack" / "manifest.json").is_file()
-    assert "recommended for random reads" in result.stdout
+    # decode was measured: it decides the recommendation, and the line says why
+    formats = [r for r in doc["results"] if r["name"] != "folder"]
+    fastest = max(formats, key=lambda r: r["metrics"]["decode_images_per_s"]["median"])["name"]
+    assert doc["recommendation"]["decode"] == fastest
+    assert f"recommended: {fastest}, which a DataLoader with 0 worker(s) decoded fastest" in (
+        " ".join(result.stdout.split())
+    )
+    # the same size figure as `pack inspect` for the same pack and source
+    tar = next(r for r in doc["results"] if r["name"] == "tar")
+    inspected = inspect_pack(keep / "tar.pack")["size_vs_source"]
+    assert tar["metrics"]["size_ratio"]["median"] == pytest.approx(inspected, abs=1e-4)
 
 
 def test_bench_sample_and_existing_pack_and_cleanup(
@@ -81,6 +92,9 @@ def test_bench_sample_and_existing_pack_and_cleanup(
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["samples"] == 20 and [r["name"] for r in doc["results"]] == ["folder", "memmap"]
+    assert doc["recommendation"] == {"random": "memmap", "sequential": "memmap", "decode": None}
+    text = CliRunner().invoke(app, [*args[:-3], "-q", "--samples", "20"]).stdout
+    assert "recommended: memmap, the fastest random reads" in " ".join(text.split())
     result = CliRunner().invoke(app, [*args, "--pack", str(existing)])
     assert result.exit_code == 0, result.output
     assert [r["name"] for r in json.loads(result.stdout)["results"]] == [

@@ -386,7 +386,8 @@ def test_verify_workers_give_the_same_report(
     monkeypatch.setattr(packer.verify, "_VERIFY_BLOCK", 2)  # several blocks on a small pack
     one = verify_pack(tmp_path / "p", deep=True)
     two = verify_pack(tmp_path / "p", deep=True, workers=2)
-    assert one.to_dict() == two.to_dict()
+    findings = [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in (one, two)]
+    assert findings[0] == findings[1]  # everything but the time it took
     assert [p.where for p in one.problems if p.kind == "sample"] == [
         "sample 1 (c/1)",
         "sample 6 (c/6)",

@@ -1,7 +1,8 @@
 """``pack bench``: measure every format on the user's own data and machine, beside the plain folder.
 
 Per system (the plain folder is always one, as the baseline) and per round, with systems rotated each
-round: convert time, size on disk (allocated blocks, like ``du``), open time and RSS after open (in
+round: convert time, size (apparent bytes over the samples' source bytes, the figure ``pack
+inspect`` gives), open time and RSS after open (in
 a fresh subprocess), a sequential and a random raw-read pass and, with ``decode``, a torch DataLoader
 pass decoding every image to a uint8 tensor. Medians over rounds are reported with min-max, and every
 figure also as the median of its per-round ratio to the folder. Every pass checks that it read the
@@ -29,7 +30,7 @@ import numpy as np
 from packer.bench_report import FOLDER, BenchReport, SystemResult, recommend
 from packer.conversion import convert
 from packer.errors import PackError, SourceError, UsageError, require_extra
-from packer.files import disk_bytes
+from packer.files import tree_bytes
 from packer.pack import Pack, open_pack
 from packer.pagecache import evict, files_of, resident_fraction, warm
 from packer.progress import NoProgress, Progress
@@ -194,7 +195,6 @@ def bench(
                 systems.append(SystemResult(f"{existing_pack.backend.name}:{p.name}", p))
         plan = _Plan(
             source=source,
-            source_allocated=disk_bytes(source),
             n=n,
             total=total,
             order=order,
@@ -204,7 +204,9 @@ def bench(
             decode=decode,
             workers=workers,
         )
-        progress.start(repeat * len(systems) * (4 + int(decode)), f"bench {src_path.name}")
+        progress.start(
+            repeat * len(systems) * (4 + int(decode)), f"bench {src_path.name}", unit="measurements"
+        )
         for r in range(repeat):
             rotated = systems[r % len(systems) :] + systems[: r % len(systems)]
             round_values: dict[str, dict[str, float]] = {}
@@ -241,7 +243,6 @@ class _Plan:
     """What every round of every system measures against."""
 
     source: Path
-    source_allocated: int
     n: int
     total: int
     order: list[int]
@@ -262,7 +263,8 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
         convert(plan.source, system.path, system.name)
         values["convert_seconds"] = time.perf_counter() - start
     progress.advance(1, 0)
-    values["size_ratio"] = disk_bytes(system.path) / max(1, plan.source_allocated)
+    # the definition `pack inspect` uses: apparent bytes of the pack over the samples' bytes
+    values["size_ratio"] = tree_bytes(system.path) / max(1, plan.total)
     probe = subprocess.run(
         [sys.executable, "-c", _OPEN_PROBE, "folder" if is_folder else "pack", str(system.path)],
         capture_output=True, text=True, check=False,

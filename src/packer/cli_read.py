@@ -21,6 +21,7 @@ from packer.cli_render import (
     render_formats,
     render_inspect,
     render_stats,
+    throughput,
 )
 from packer.errors import EXIT_PROBLEMS_FOUND, UsageError, require_extra
 
@@ -121,8 +122,9 @@ def verify(
         what = f"{report.samples_checked} samples, {report.files_checked} files" + (
             ", every image decoded" if deep and report.ok else ""
         )
+        took = throughput(report.seconds, report.samples_checked, "samples")
         if report.ok:
-            out.print(f"OK: {what} verified in {report.path}")
+            out.print(f"OK: {what} verified in {report.path} in {took}")
         else:
             total = len(report.problems) + report.problems_not_listed
             out.print(f"DAMAGED: {total} problem(s) in {report.path} ({what} checked)")
@@ -167,7 +169,11 @@ def extract(
     if json_out:
         print_json(report.to_dict())
     else:
-        out.print(f"extracted {report.files} files ({human_bytes(report.bytes)}) into {report.out}")
+        took = throughput(report.seconds, report.files, "files", report.bytes)
+        out.print(
+            f"extracted {report.files} files ({human_bytes(report.bytes)}) into {report.out} "
+            f"in {took}"
+        )
 
 
 @command()

@@ -17,11 +17,9 @@ from rich.filesize import decimal
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -54,7 +52,10 @@ def compact_number(value: float) -> str:
 
 
 class CliProgress:
-    """Rich progress bar on a terminal; a plain line every few seconds otherwise; nothing if quiet."""
+    """A rich progress bar on a terminal (one 80-column line: what, bar, done/total, rate, ETA);
+    otherwise a plain line every few seconds (CI logs: never a line per item); nothing if quiet."""
+
+    EVERY = 5.0  # seconds between plain lines
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
@@ -65,46 +66,90 @@ class CliProgress:
         self.done = 0
         self.nbytes = 0
         self.description = ""
+        self.unit = "samples"
         self._started = self._last = 0.0
 
-    def start(self, total_samples: int, description: str) -> None:
-        self.total, self.done, self.nbytes, self.description = total_samples, 0, 0, description
+    def start(self, total_samples: int, description: str, *, unit: str = "samples") -> None:
+        self.total, self.done, self.nbytes = total_samples, 0, 0
+        self.description, self.unit = description, unit
         self._started = self._last = time.perf_counter()
         if self.live:
+            # at most 20 + 10 + 22 + 17 + 9 columns and 4 spaces: fits an 80-column terminal
             self._bar = Progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
+                BarColumn(bar_width=10),
+                TextColumn("{task.fields[count]}"),
                 TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
                 TextColumn("ETA"),
-                TimeRemainingColumn(),
+                TimeRemainingColumn(compact=True),
                 console=err,
                 transient=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task(description, total=total_samples, rate="")
+            self._task = self._bar.add_task(
+                _fit(description, 20), total=total_samples, rate="", count=self._count()
+            )
 
-    def _rate(self) -> str:
+    def _count(self) -> str:
+        return _fit(f"{compact_number(self.done)}/{compact_number(self.total)} {self.unit}", 22)
+
+    def _short_rate(self) -> str:
+        """'65.2k/s 20.1 MB/s' (the unit is in the count column)."""
         elapsed = max(time.perf_counter() - self._started, 1e-9)
-        return f"{self.done / elapsed:,.0f} samples/s, {self.nbytes / elapsed / 1e6:,.1f} MB/s"
+        text = f"{compact_number(self.done / elapsed)}/s"
+        if self.nbytes:
+            text += f" {human_bytes(self.nbytes / elapsed)}/s"
+        return text
+
+    def rate(self) -> str:
+        """'12.3k samples/s, 45.6 MB/s': the byte rate in units that never round a moving
+        transfer to 0.0 (kB/s, B/s)."""
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        text = f"{compact_number(self.done / elapsed)} {self.unit}/s"
+        if self.nbytes:
+            text += f", {human_bytes(self.nbytes / elapsed)}/s"
+        return text
+
+    def eta(self) -> str:
+        elapsed = time.perf_counter() - self._started
+        if not self.done or self.done >= self.total:
+            return "-"
+        left = elapsed * (self.total - self.done) / self.done
+        return time.strftime("%H:%M:%S", time.gmtime(left)) if left >= 3600 else f"{left:.0f} s"
 
     def advance(self, samples: int, nbytes: int) -> None:
         self.done += samples
         self.nbytes += nbytes
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, advance=samples, rate=self._rate())
-        elif not self.quiet and time.perf_counter() - self._last >= 5.0:
+            self._bar.update(
+                self._task, advance=samples, rate=self._short_rate(), count=self._count()
+            )
+        elif not self.quiet and time.perf_counter() - self._last >= self.EVERY:
             self._last = time.perf_counter()
             pct = 100.0 * self.done / self.total if self.total else 100.0
             err.print(
-                f"{self.description}: {self.done}/{self.total} samples ({pct:.0f}%), {self._rate()}"
+                f"{self.description}: {self.done}/{self.total} {self.unit} ({pct:.0f}%), "
+                f"{self.rate()}, ETA {self.eta()}"
             )
 
     def finish(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def throughput(seconds: float, count: int, unit: str, nbytes: int = 0) -> str:
+    """'2.10 s (28.5k samples/s, 55.3 MB/s)': the end of every summary line."""
+    if seconds <= 0:
+        return f"{seconds:.2f} s"
+    rate = f"{compact_number(count / seconds)} {unit}/s"
+    if nbytes:
+        rate += f", {human_bytes(nbytes / seconds)}/s"
+    return f"{seconds:.2f} s ({rate})"
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def render_inspect(info: dict[str, Any]) -> None:
@@ -290,6 +335,7 @@ def render_convert(report: ConvertReport, *, quiet: bool, json_out: bool) -> Non
         out.print(
             f"packed {report.num_samples} samples ({report.num_classes} classes) into "
             f"{report.path}: {report.data_files} {report.backend} file(s), "
-            f"{human_bytes(report.pack_bytes)} ({ratio:.2f}x source) in {report.seconds:.2f} s"
+            f"{human_bytes(report.pack_bytes)} ({ratio:.2f}x source) in "
+            f"{throughput(report.seconds, report.num_samples, 'samples', report.source_bytes)}"
             + (f"; {len(report.skipped)} file(s) skipped" if report.skipped else "")
         )

@@ -11,6 +11,7 @@ Keys come from a file that could have been edited: any key that is absolute, has
 from __future__ import annotations
 
 import os
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class ExtractReport:
     out: Path
     files: int
     bytes: int
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class ExtractReport:
             "out": str(self.out),
             "files": self.files,
             "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -123,6 +126,7 @@ def extract(
         keys: sample keys to extract; an unknown key is an error naming it.
         progress: receives progress events.
     """
+    started = time.perf_counter()
     progress = progress or NoProgress()
     out_path = Path(out)
     classes = None if classes is None else list(classes)
@@ -190,4 +194,4 @@ def extract(
                 pending = 0
         progress.advance(done % 256, pending)
         progress.finish()
-        return ExtractReport(pack.path, out_path, len(names), total)
+        return ExtractReport(pack.path, out_path, len(names), total, time.perf_counter() - started)

@@ -23,13 +23,3 @@ def tree_bytes(path: Path) -> int:
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def disk_bytes(path: Path) -> int:
-    """Bytes actually allocated on disk (``du``), for a file or a tree."""
-    files = (
-        [path]
-        if path.is_file()
-        else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
-    )
-    return sum(p.stat().st_blocks * 512 for p in files)

@@ -146,7 +146,9 @@ def merge(
     dst_path = Path(dst)
     try:
         with Staging(dst_path, force=force) as staging:
-            progress.start(len(plan.bounds), f"merge {len(parts)} part(s) -> {dst_path.name}")
+            progress.start(
+                len(plan.bounds), f"merge {len(parts)} part(s) -> {dst_path.name}", unit="shards"
+            )
             try:
                 for k in range(len(plan.bounds)):
                     folder, result = found[k]

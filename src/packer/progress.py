@@ -6,7 +6,10 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    def start(self, total_samples: int, description: str) -> None: ...
+    """``start`` once with the total (in ``unit``s: samples, shards, measurements), ``advance``
+    as work is done (with the bytes it moved, 0 if none), ``finish`` at the end."""
+
+    def start(self, total_samples: int, description: str, *, unit: str = "samples") -> None: ...
 
     def advance(self, samples: int, nbytes: int) -> None: ...
 
@@ -16,7 +19,7 @@ class Progress(Protocol):
 class NoProgress:
     """The default: report nothing."""
 
-    def start(self, total_samples: int, description: str) -> None:
+    def start(self, total_samples: int, description: str, *, unit: str = "samples") -> None:
         pass
 
     def advance(self, samples: int, nbytes: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class VerifyReport:
     problems_not_listed: int = 0
     #: what decoders said about samples that did decode (EXIF oddities, libtiff tags...)
     decoder_warnings: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -61,6 +63,7 @@ class VerifyReport:
             "problems": [p.to_dict() for p in self.problems],
             "problems_not_listed": self.problems_not_listed,
             "decoder_warnings": [p.to_dict() for p in self.decoder_warnings],
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -87,6 +90,7 @@ def verify_pack(
         raise UsageError(f"--workers {workers} must be at least 1")
     root = Path(path)
     progress = progress or NoProgress()
+    started = time.perf_counter()
     report = VerifyReport(root, deep)
 
     def problem(kind: str, where: str, message: str) -> None:
@@ -170,6 +174,7 @@ def verify_pack(
         finally:
             progress.finish()
     del report.decoder_warnings[MAX_LISTED_PROBLEMS:]
+    report.seconds = time.perf_counter() - started
     return report
 
 
