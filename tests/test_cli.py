@@ -372,3 +372,21 @@ def test_a_missing_extra_is_reported_before_any_work(
     assert code == errors.EXIT_USAGE
     assert err.strip() == "error: --plot needs matplotlib: pip install 'packer[plot]'"
     assert not keep.exists()  # nothing was converted or measured first
+
+
+def test_shell_completion_completes_commands_and_options() -> None:
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_PACK_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        env["COMP_CWORD"] = str(len(words.split()) - 1)
+        pack = Path(sys.executable).parent / "pack"  # the installed command, as a shell runs it
+        done = subprocess.run([pack], env=env, capture_output=True, text=True, check=False)
+        return done.stdout.split()
+
+    assert complete("pack ins") == ["inspect"]
+    assert "--preview" in complete("pack inspect --pre")
+    script = run("--show-completion", "bash")[1]
+    assert "_pack_completion" in script
