@@ -160,7 +160,8 @@ def test_formats_json_lists_builtins_and_plugins() -> None:
     code, out, _ = run("formats", "--json")
     found = {f["name"]: f for f in json.loads(out)}
     assert code == 0
-    assert found["tar"]["origin"] == "built-in" and found["tar"]["options"] == {"labels": "member"}
+    assert found["tar"]["origin"] == "built-in"
+    assert found["tar"]["options"] == {"labels": "member", "loader_indexes": True}
     assert found["dummy"]["origin"] == "packer-dummy"
 
 
@@ -214,7 +215,7 @@ def test_transform_options(demo_tree: Path, tmp_path: Path) -> None:
     assert "transform: resized to 16x8 (stretch), converted to L, stored as 16x8x1 pixels" in out
     assert "None" not in out and "{'" not in out and "[16" not in out
     run("convert", demo_tree, tmp_path / "t", "-f", "tar", "-q")
-    assert "format tar (labels=member)" in run("inspect", tmp_path / "t")[1]
+    assert "format tar (labels=member, loader_indexes=true)" in run("inspect", tmp_path / "t")[1]
     code, out, _ = run(
         "convert",
         demo_tree,
@@ -379,14 +380,17 @@ def test_shell_completion_completes_commands_and_options() -> None:
     import subprocess
     import sys
 
+    pack = Path(sys.executable).parent / "pack"  # the installed command, as a shell runs it
+
     def complete(words: str) -> list[str]:
         env = {**os.environ, "_PACK_COMPLETE": "complete_bash", "COMP_WORDS": words}
         env["COMP_CWORD"] = str(len(words.split()) - 1)
-        pack = Path(sys.executable).parent / "pack"  # the installed command, as a shell runs it
         done = subprocess.run([pack], env=env, capture_output=True, text=True, check=False)
         return done.stdout.split()
 
     assert complete("pack ins") == ["inspect"]
     assert "--preview" in complete("pack inspect --pre")
-    script = run("--show-completion", "bash")[1]
-    assert "_pack_completion" in script
+    script = subprocess.run(
+        [pack, "--show-completion", "bash"], capture_output=True, text=True, check=False
+    )
+    assert script.returncode == 0 and "_pack_completion()" in script.stdout

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from packer import convert
 from packer.cli import app
 from packer.errors import OutputError, PackError
-from packer.extract import extract, safe_relative
+from packer.extract import extract
+from packer.keys import safe_relative
 from packer.registry import backend_names
 from packer.testing import make_edge_tree
 

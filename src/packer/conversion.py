@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import errno
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,12 +28,13 @@ from packer.errors import OutputError, SourceError, UsageError
 from packer.executors import default_workers, local_pool, run_inline, run_on
 from packer.files import sha256_file, tree_bytes
 from packer.findings import duplicates_across_classes, index_columns
-from packer.index import INDEX_FILES, IndexWriter
+from packer.index import INDEX_FILES, Index, IndexWriter
+from packer.keys import safe_relative
 from packer.manifest import Manifest
 from packer.omissions import MAX_LISTED
 from packer.planning import Plan, make_plan
 from packer.progress import NoProgress, Progress
-from packer.registry import DEFAULT_FORMAT, get_backend_class
+from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend
 from packer.resume import RESUME_DIR, prepare_resume, remove_strays, reusable, save_result
 from packer.scanner import DEFAULT_SYMLINKS
 from packer.shards import ShardJob, ShardResult
@@ -261,7 +263,14 @@ def write_pack(
     index.finish()
     collected.findings.extend(duplicates_across_classes(scan, *index_columns(root)))
     remove_strays(root, {d.name for d in collected.data_files})
-    _manifest(plan, collected, index_digests(root)).write(root)
+    manifest = _manifest(plan, collected, index_digests(root))
+    backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
+    for name, data in sorted(backend.sidecar_files(manifest, Index(root, manifest)).items()):
+        target = root / safe_relative(name)  # a plugin's names stay inside the pack
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        manifest.index_sha256[name] = hashlib.sha256(data).hexdigest()
+    manifest.write(root)
     return collected
 
 

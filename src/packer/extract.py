@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from packer.errors import OutputError, PackError, UsageError
-from packer.keys import file_name
+from packer.keys import file_name, safe_relative
 from packer.pack import Pack, open_pack
 from packer.progress import NoProgress, Progress
 
@@ -85,14 +85,6 @@ def read_key_list(path: str | os.PathLike[str]) -> list[str]:
     except UnicodeDecodeError:
         raise UsageError(f"{path}: the key list is not UTF-8 text") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def safe_relative(name: str) -> str:
-    """``name`` if it is a plain relative POSIX path that stays inside its root, else PackError."""
-    parts = name.split("/")
-    if name.startswith("/") or "\x00" in name or any(p in ("", ".", "..") for p in parts):
-        raise PackError(f"refusing path {name!r} from the pack: it would escape the output folder")
-    return name
 
 
 def _inside(root: Path, target: Path) -> bool:

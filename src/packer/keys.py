@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from packer.errors import PackError
+
 
 def split_name(relpath: str) -> tuple[str, str]:
     """``cls/a/b.JPG`` -> (``cls/a/b``, ``JPG``); ``cls/README`` -> (``cls/README``, ``""``).
@@ -59,3 +61,11 @@ def full_names(names: list[str]) -> list[str]:
                 full.add(n)
                 changed = True
     return sorted(full)
+
+
+def safe_relative(name: str) -> str:
+    """``name`` if it is a plain relative POSIX path that stays inside its root, else PackError."""
+    parts = name.split("/")
+    if name.startswith("/") or "\x00" in name or any(p in ("", ".", "..") for p in parts):
+        raise PackError(f"refusing path {name!r} from the pack: it would escape the output folder")
+    return name

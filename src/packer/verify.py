@@ -5,6 +5,7 @@ file of a backend without raw ranges is not handed to its native library (it may
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 import zlib
@@ -19,6 +20,7 @@ from packer.errors import PackerError, PackError, UsageError
 from packer.files import sha256_file
 from packer.images import DEFAULT_MAX_PIXELS, full_check, quiet_decoder
 from packer.index import INDEX_FILES, Index
+from packer.keys import safe_relative
 from packer.manifest import Manifest
 from packer.pack import Pack
 from packer.progress import NoProgress, Progress
@@ -103,14 +105,22 @@ def verify_pack(
         Manifest.read(root)  # raises the same one-line error as `pack inspect`
     try:
         manifest = Manifest.read(root)
-        make_backend(manifest.backend_name, manifest.options)
+        backend = make_backend(manifest.backend_name, manifest.options)
     except PackerError as exc:
         problem("manifest", str(root / "manifest.json"), str(exc))
         return report
 
-    for name in INDEX_FILES:
+    def check_files(names: list[str]) -> None:
+        for name in names:
+            check_file(name)
+
+    def check_file(name: str) -> None:
         expected = manifest.index_sha256.get(name)
-        file = root / name
+        try:
+            file = root / safe_relative(name)
+        except PackError as exc:  # a hand-edited manifest must not make verify read outside
+            problem("manifest", str(root / "manifest.json"), str(exc))
+            return
         report.files_checked += 1
         if not file.is_file():
             problem("index", str(file), "missing")
@@ -120,11 +130,27 @@ def verify_pack(
             problem(
                 "index", str(file), "sha256 does not match the manifest (file changed or damaged)"
             )
+
+    check_files(INDEX_FILES)
+    index = Index(root, manifest)
     try:
-        Index(root, manifest).load_all()
+        index.load_all()
     except PackError as exc:
         problem("index", str(root / "index"), str(exc))
         return report
+    # Loader indexes (wids.json, DALI .idx...): the ones the backend writes for this index, and
+    # any other the manifest records; each must be there, recorded, and what the index implies.
+    try:
+        derived = backend.sidecar_files(manifest, index)
+    except Exception as exc:  # damaged index values (checked per sample below) or a plugin's bug
+        problem("index", str(root / "index"), f"loader indexes cannot be derived from it ({exc!r})")
+        derived = {}
+    check_files(sorted((set(manifest.index_sha256) - set(INDEX_FILES)) | set(derived)))
+    for name, data in sorted(derived.items()):
+        file = root / name
+        recorded = manifest.index_sha256.get(name)
+        if file.is_file() and recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+            problem("index", str(file), "does not match the pack index; re-create the pack")
 
     bad_files: set[int] = set()
     for file_id, data_file in enumerate(manifest.data_files):

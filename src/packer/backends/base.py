@@ -21,11 +21,15 @@ import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast, get_type_hints
 
 import numpy as np
 
 from packer.errors import UsageError
+
+if TYPE_CHECKING:
+    from packer.index import Index
+    from packer.manifest import Manifest
 
 #: Returns the key of sample ``i`` as UTF-8 (surrogateescape) bytes; handed to readers that store
 #: samples by key (e.g. LMDB).
@@ -232,6 +236,12 @@ class Backend(ABC, Generic[OptionsT]):
 
     def data_file_name(self, shard: int) -> str:
         return f"shard-{shard:05d}.{self.suffix}"
+
+    def sidecar_files(self, manifest: Manifest, index: Index) -> dict[str, bytes]:
+        """Files other tools read beside the data files (relative name -> bytes), e.g. a loader's
+        own index; derived from the finished pack index, so convert and merge write the same.
+        The core writes them and records their sha256 with the index files. Default: none."""
+        return {}
 
     @abstractmethod
     def open_writer(self, path: Path) -> ShardWriter:

@@ -1,7 +1,8 @@
 """WebDataset-compatible tar shards.
 
 Each sample is two members, grouped by key: ``<key>.<ext>`` (the stored bytes) and ``<key>.cls``
-(the label as ASCII digits), unless ``labels=none``. Every member has mtime 0, uid/gid 0, empty
+(the label as ASCII digits), unless ``labels=none``. Beside the shards, ``wids.json`` and
+``dali/shard-NNNNN.idx`` let wids and NVIDIA DALI open the pack by index (``loader_indexes``). Every member has mtime 0, uid/gid 0, empty
 owner names and mode 0644, so the same input gives byte-identical shards (tarfile and webdataset
 would stamp the current time). Reads go straight to a member's payload offset from the pack index:
 no tar header is parsed on open or read.
@@ -12,10 +13,16 @@ from __future__ import annotations
 import dataclasses
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packer.backends.base import Backend, BackendOptions, ShardWriter
 from packer.backends.common import HashingFile, member_stem
+from packer.backends.tar_loaders import loader_files
 from packer.errors import UsageError
+
+if TYPE_CHECKING:
+    from packer.index import Index
+    from packer.manifest import Manifest
 
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 10240: tar pads the archive to whole records
@@ -66,9 +73,12 @@ class TarOptions(BackendOptions):
     """Args:
     labels: ``member`` writes a ``<key>.cls`` member per sample (what WebDataset pipelines
         expect); ``none`` leaves labels to the pack index only, saving ~1 KiB per sample.
+    loader_indexes: also write ``wids.json`` and DALI ``dali/*.idx`` beside the shards, so those
+        loaders open the pack without scanning it.
     """
 
     labels: str = "member"
+    loader_indexes: bool = True
 
     def __post_init__(self) -> None:
         if self.labels not in ("member", "none"):
@@ -115,3 +125,10 @@ class TarBackend(Backend[TarOptions]):
 
     def open_writer(self, path: Path) -> ShardWriter:
         return TarWriter(path, self.options)
+
+    def sidecar_files(self, manifest: Manifest, index: Index) -> dict[str, bytes]:
+        """``wids.json`` and a DALI ``.idx`` per shard (see :mod:`packer.backends.tar_loaders`)."""
+        if not self.options.loader_indexes:
+            return {}
+        cls_members = self.options.labels == "member"
+        return loader_files(manifest, index, cls_members=cls_members, header=fast_header)
