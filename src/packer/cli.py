@@ -23,10 +23,12 @@ from packer.cli_app import app, command, parse_options
 from packer.cli_options import (
     DEFAULT_FORMAT,
     BackendOpts,
+    ClassesFileOpt,
     DraftOpt,
     ExecutorOpt,
     ExtensionsOpt,
     FormatOpt,
+    FromListOpt,
     JsonFlag,
     MaxPixelsOpt,
     ModeOpt,
@@ -74,6 +76,8 @@ def convert(
     max_pixels: MaxPixelsOpt = None,
     extensions: ExtensionsOpt = None,
     symlinks: SymlinksOpt = "inside",
+    from_list: FromListOpt = None,
+    classes_file: ClassesFileOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -103,7 +107,12 @@ def convert(
     Bytes are stored unchanged unless --size/--mode/--reencode ask for a transform: with a format
     that stores pixels (memmap, hdf5) and no --reencode the pack holds N x H x W x C uint8 pixels.
 
+    With --from-list LIST.csv, SRC is the folder the list's paths are relative to, and the
+    samples are the listed files with their labels, in row order.
+
     Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
+
+    Example: pack convert --from-list val_labels.csv ~/data/imagenet/val val.pack
     """
     from packer import api
 
@@ -132,6 +141,8 @@ def convert(
             resume=resume,
             extensions=extensions,
             symlinks=symlinks,
+            from_list=from_list,
+            classes_file=classes_file,
             dry_run=dry_run,
             progress=CliProgress(quiet=quiet or json_out),
         )
@@ -210,6 +221,8 @@ def plan_command(
     max_pixels: MaxPixelsOpt = None,
     extensions: ExtensionsOpt = None,
     symlinks: SymlinksOpt = "inside",
+    from_list: FromListOpt = None,
+    classes_file: ClassesFileOpt = None,
     force: Annotated[bool, typer.Option(help="Replace an existing plan.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -238,6 +251,8 @@ def plan_command(
         max_pixels=max_pixels,
         extensions=extensions,
         symlinks=symlinks,
+        from_list=from_list,
+        classes_file=classes_file,
     )
     if json_out:
         print_json(doc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -82,4 +83,15 @@ SchedulerOpt = Annotated[
     typer.Option(
         help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask)."
     ),
+]
+FromListOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Pack the files a CSV/TSV of path,label rows names (paths relative to SRC) in row "
+        "order, instead of SRC's class folders."
+    ),
+]
+ClassesFileOpt = Annotated[
+    Path | None,
+    typer.Option(help="With --from-list: class names, one per line (line i is label i)."),
 ]

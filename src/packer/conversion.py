@@ -63,9 +63,12 @@ def convert(
     max_pixels: int | None = None,
     resume: bool = False,
     dry_run: bool = False,
+    from_list: str | os.PathLike[str] | None = None,
+    classes_file: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> ConvertReport:
-    """Pack the class-per-folder tree ``src`` into a new pack at ``dst``.
+    """Pack the class-per-folder tree ``src`` into a new pack at ``dst`` (or, with ``from_list``,
+    the files a ``path,label`` list names under ``src``).
 
     Args:
         src: folder with one sub-folder per class (ImageFolder layout).
@@ -101,6 +104,9 @@ def convert(
             (each one checked by sha256); the result is byte-identical to an uninterrupted run.
         dry_run: scan, read and check every file and report every bad or ignored one; write
             nothing (``report.skipped`` lists the bad files whatever ``on_error`` is).
+        from_list: a CSV/TSV of ``path,label`` rows, paths relative to ``src``, packed in row
+            order (see :mod:`packer.listing`).
+        classes_file: with ``from_list``: class names, one per line (line i is label i).
         progress: receives progress events (see :mod:`packer.progress`).
     """
     started = time.perf_counter()
@@ -128,6 +134,8 @@ def convert(
         transform=transform,
         max_pixels=max_pixels,
         keep_going=dry_run,
+        from_list=from_list,
+        classes_file=classes_file,
     )
     if workers is None:
         workers = default_workers(plan.decodes)

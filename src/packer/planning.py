@@ -63,6 +63,8 @@ class Plan:
     symlinks: str
     sizes: np.ndarray | None = None
     bounds: list[tuple[int, int]] | None = None
+    #: the list file's name when samples came from ``--from-list`` (None: a folder tree)
+    from_list: str | None = None
 
     @property
     def created_by(self) -> dict[str, Any]:
@@ -76,6 +78,7 @@ class Plan:
             "max_pixels": self.max_pixels,
             "extensions": "*" if self.extensions is None else sorted(self.extensions),
             "symlinks": self.symlinks,
+            **({"from_list": self.from_list} if self.from_list is not None else {}),
         }
 
     @property
@@ -223,6 +226,7 @@ class Plan:
                 samples_per_shard=created["samples_per_shard"],
                 extensions=None if extensions == "*" else frozenset(extensions),
                 symlinks=created["symlinks"],
+                from_list=created.get("from_list"),
                 sizes=arrays["sizes"].astype(np.int64),
                 bounds=[(int(a), int(b)) for a, b in arrays["bounds"].tolist()],
             )
@@ -260,9 +264,12 @@ def make_plan(
     transform: Transform | None = None,
     max_pixels: int | None = None,
     keep_going: bool = False,
+    from_list: str | os.PathLike[str] | None = None,
+    classes_file: str | os.PathLike[str] | None = None,
 ) -> Plan:
-    """Check the options, scan SRC and decide everything a convert will write (no stat pass:
-    call :meth:`Plan.with_bounds` for the shard boundaries). Arguments as for ``convert``."""
+    """Check the options, scan SRC (or read ``from_list``, paths relative to SRC) and decide
+    everything a convert will write (no stat pass: call :meth:`Plan.with_bounds` for the shard
+    boundaries). Arguments as for ``convert``."""
     if on_error not in ON_ERROR_MODES:
         raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
     if validate not in VALIDATE_MODES:
@@ -272,8 +279,24 @@ def make_plan(
     limit = parse_bytes(shard_size) if shard_size is not None else None
     pixel_shape = _pixel_shape(get_backend_class(format), transform)
     backend = make_backend(format, options, pixel_shape)
-    wanted = parse_extensions(extensions)
-    scan = _scan_source(Path(src), wanted, symlinks, keep_going=keep_going or on_error == "skip")
+    if from_list is not None:
+        if extensions is not None:
+            raise UsageError(
+                "--extensions filters a folder scan; a --from-list list is packed as is"
+            )
+        from packer.listing import read_list
+
+        wanted = None  # every listed file; images among them are validated by extension
+        scan = read_list(from_list, src, classes_file=classes_file)
+    elif classes_file is not None:
+        raise UsageError(
+            "--classes-file goes with --from-list (a folder's classes are its folders)"
+        )
+    else:
+        wanted = parse_extensions(extensions)
+        scan = _scan_source(
+            Path(src), wanted, symlinks, keep_going=keep_going or on_error == "skip"
+        )
     ext_names, ext_ids = _extension_table(scan, transform)
     if limit is None and samples_per_shard is None:
         limit, samples_per_shard = DEFAULT_SHARD_SIZE, default_samples_per_shard(len(scan))
@@ -292,6 +315,7 @@ def make_plan(
         samples_per_shard=samples_per_shard,
         extensions=wanted,
         symlinks=symlinks,
+        from_list=None if from_list is None else Path(from_list).name,
     )
 
 
