@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 from packer.errors import SampleDecodeError, UsageError
 from packer.images import decode_error_reason
+from packer.keys import file_name
 from packer.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
 from packer.pack import Pack
 from packer.transforms import WIDE_MODES, Transform, to_8bit
@@ -244,6 +245,67 @@ class PackDataset(Dataset[Any]):
         if self.transform is not None:
             image = self.transform(image)
         return image, label
+
+
+class ImageFolder(PackDataset):
+    """``torchvision.datasets.ImageFolder``'s interface over a pack, without torchvision: change
+    the import and the root (``ImageFolder("train.pack", transform=tf)``) and a training script
+    keeps working, with the same samples, labels, order, ``classes``, ``class_to_idx``,
+    ``targets``, ``samples``/``imgs`` and ``(image, target)`` items.
+
+    Differences, as the files live in the pack: ``samples`` holds each sample's relative file name
+    in SRC (``"cat/0001.jpg"``) instead of a full path; ``loader`` (default: RGB ``PIL.Image``,
+    16-bit images scaled rather than clipped) receives a binary file object instead of a path
+    (``PIL.Image.open`` takes both); ``is_valid_file`` is called with the relative file name and
+    narrows the samples.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        loader: Callable[[io.BytesIO], Any] | None = None,
+        is_valid_file: Callable[[str], bool] | None = None,
+    ) -> None:
+        super().__init__(
+            root, "bytes" if loader is not None else "pil", transform, target_transform
+        )
+        self.root = str(root)
+        self.loader = loader
+        names = self._file_names(range(len(self)))
+        if is_valid_file is not None:
+            kept = [i for i, name in enumerate(names) if is_valid_file(name)]
+            self.indices = np.asarray(kept, dtype=np.int64)
+            names = [names[i] for i in kept]
+        self._names = names
+
+    def _file_names(self, ids: Iterable[int]) -> list[str]:
+        pack = self.holder.pack
+        exts = pack.manifest.extensions
+        ext_ids = pack.index.extension
+        return [file_name(pack.index.key(j), exts[int(ext_ids[j])]) for j in ids]
+
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """``[("cat/0001.jpg", 0), ...]``: relative file names in SRC and labels."""
+        return list(zip(self._names, self.labels.tolist(), strict=True))
+
+    def find_classes(self, directory: str | os.PathLike[str]) -> tuple[list[str], dict[str, int]]:
+        """ImageFolder's ``find_classes``; the pack already knows them."""
+        return self.classes, self.class_to_idx
+
+    def __getitem__(self, i: int) -> Any:
+        if self.loader is None:
+            return super().__getitem__(i)
+        j = self.sample_id(i)
+        image = self.loader(io.BytesIO(self.holder.pack.read(j)))
+        target: Any = int(self.holder.labels[j])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
 
 
 class PackSampler(Sampler[int]):
