@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from packer.backends.base import Backend, BackendOptions, ShardWriter
-from packer.backends.common import BatchingWriter, row_schema
+from packer.backends.common import HF_CARD, BatchingWriter, hf_dataset_card, row_schema
 from packer.errors import UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from packer.index import Index
+    from packer.manifest import Manifest
 
 # pyarrow is imported only where a file is written or parsed: opening a pack and reading its raw
 # byte ranges must not pay pyarrow's import time (~40 ms).
@@ -113,3 +116,7 @@ class ArrowBackend(Backend[ArrowOptions]):
 
     def open_writer(self, path: Path) -> ShardWriter:
         return ArrowWriter(path, self.options)
+
+    def sidecar_files(self, manifest: Manifest, index: Index) -> dict[str, bytes]:
+        """A dataset card, so ``datasets.load_dataset(PACK)`` gives Image and ClassLabel."""
+        return {HF_CARD: hf_dataset_card(manifest, self.suffix)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import mmap
 import os
 from abc import abstractmethod
@@ -18,6 +19,8 @@ from packer.errors import PackError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from packer.manifest import Manifest
 
 # pyarrow is imported only where a file is written or parsed: opening a pack and reading its raw
 # byte ranges must not pay pyarrow's import time (~40 ms).
@@ -207,3 +210,48 @@ class BatchingWriter(ShardWriter):
     @abstractmethod
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """Write one record batch of rows (``key``, ``label``, ``data``, ``ext``)."""
+
+
+HF_CARD = "README.md"
+
+
+def hf_dataset_card(manifest: Manifest, suffix: str) -> bytes:
+    """A Hugging Face dataset card whose YAML header makes ``datasets.load_dataset(PACK)`` read the
+    shards with features: ``label`` a ``ClassLabel`` with the class names and ``data`` an
+    ``Image`` (when every sample is an image; else ``binary``). The shards are not touched, so
+    packer's own raw-range reads stay as they are."""
+    from packer.images import validated_extensions
+
+    images = validated_extensions(frozenset(manifest.extensions))
+    is_image = all(e.lower() in images for e in manifest.extensions) and not manifest.sample_shape
+    q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        f"    path: {q('shard-*.' + suffix)}",
+        "dataset_info:",
+        "  features:",
+        "  - name: key",
+        "    dtype: string",
+        "  - name: label",
+        "    dtype:",
+        "      class_label:",
+        "        names:",
+        *(f"          {q(str(i))}: {q(name)}" for i, name in enumerate(manifest.classes)),
+        "  - name: data",
+        f"    dtype: {'image' if is_image else 'binary'}",
+        "  - name: ext",
+        "    dtype: string",
+        "---",
+        "",
+        f"A packer pack ({manifest.backend_name}): {manifest.num_samples} samples in "
+        f"{len(manifest.classes)} classes, {len(manifest.data_files)} shard(s).",
+        "",
+        "    import datasets",
+        '    ds = datasets.load_dataset("PATH/TO/THIS/FOLDER", split="train")',
+        "",
+    ]
+    return "\n".join(lines).encode()

@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
-from packer.backends.common import BatchingWriter, row_schema
+from packer.backends.common import HF_CARD, BatchingWriter, hf_dataset_card, row_schema
 from packer.errors import PackError, UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from packer.index import Index
+    from packer.manifest import Manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +134,10 @@ class ParquetBackend(Backend[ParquetOptions]):
 
     def open_writer(self, path: Path) -> ShardWriter:
         return ParquetShardWriter(path, self.options)
+
+    def sidecar_files(self, manifest: Manifest, index: Index) -> dict[str, bytes]:
+        """A dataset card, so ``datasets.load_dataset(PACK)`` gives Image and ClassLabel."""
+        return {HF_CARD: hf_dataset_card(manifest, self.suffix)}
 
     def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
         return ParquetReader(paths)
