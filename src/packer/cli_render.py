@@ -93,21 +93,13 @@ class CliProgress:
     def _count(self) -> str:
         return _fit(f"{compact_number(self.done)}/{compact_number(self.total)} {self.unit}", 22)
 
-    def _short_rate(self) -> str:
-        """'65.2k/s 20.1 MB/s' (the unit is in the count column)."""
+    def rate(self, *, short: bool = False) -> str:
+        """'12.3k samples/s, 45.6 MB/s' ('12.3k/s 45.6 MB/s' for the bar, whose count column
+        names the unit): the byte rate in units that never round a moving transfer to 0.0."""
         elapsed = max(time.perf_counter() - self._started, 1e-9)
-        text = f"{compact_number(self.done / elapsed)}/s"
+        text = f"{compact_number(self.done / elapsed)}{'' if short else ' ' + self.unit}/s"
         if self.nbytes:
-            text += f" {human_bytes(self.nbytes / elapsed)}/s"
-        return text
-
-    def rate(self) -> str:
-        """'12.3k samples/s, 45.6 MB/s': the byte rate in units that never round a moving
-        transfer to 0.0 (kB/s, B/s)."""
-        elapsed = max(time.perf_counter() - self._started, 1e-9)
-        text = f"{compact_number(self.done / elapsed)} {self.unit}/s"
-        if self.nbytes:
-            text += f", {human_bytes(self.nbytes / elapsed)}/s"
+            text += f"{' ' if short else ', '}{human_bytes(self.nbytes / elapsed)}/s"
         return text
 
     def eta(self) -> str:
@@ -122,7 +114,7 @@ class CliProgress:
         self.nbytes += nbytes
         if self._bar is not None and self._task is not None:
             self._bar.update(
-                self._task, advance=samples, rate=self._short_rate(), count=self._count()
+                self._task, advance=samples, rate=self.rate(short=True), count=self._count()
             )
         elif not self.quiet and time.perf_counter() - self._last >= self.EVERY:
             self._last = time.perf_counter()
