@@ -390,7 +390,9 @@ def test_shell_completion_completes_commands_and_options() -> None:
 
     assert complete("pack ins") == ["inspect"]
     assert "--preview" in complete("pack inspect --pre")
+    # the shell is detected from the parent process (sh under CI); typer's switch names it
+    fixed = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     script = subprocess.run(
-        [pack, "--show-completion", "bash"], capture_output=True, text=True, check=False
+        [pack, "--show-completion", "bash"], env=fixed, capture_output=True, text=True, check=False
     )
     assert script.returncode == 0 and "_pack_completion()" in script.stdout
