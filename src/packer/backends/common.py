@@ -3,6 +3,7 @@ WebDataset member naming, and batching rows into Arrow record batches."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -26,6 +27,20 @@ if TYPE_CHECKING:
 # byte ranges must not pay pyarrow's import time (~40 ms).
 
 
+_WRITERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _writer_thread() -> ThreadPoolExecutor:
+    """The process's one background writer thread, shared by its files one after another
+    (starting and joining a thread per shard cost ~2 ms each); a forked child gets its own."""
+    pid = os.getpid()
+    pool = _WRITERS.get(pid)
+    if pool is None:
+        _WRITERS.clear()  # a parent's executor is unusable after fork
+        pool = _WRITERS[pid] = ThreadPoolExecutor(1, thread_name_prefix="packer-write")
+    return pool
+
+
 class HashingFile:
     """A write-only file that buffers, and writes and sha256-hashes in a background thread.
 
@@ -40,7 +55,7 @@ class HashingFile:
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._buffer_size = buffer_size
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="packer-write")
+        self._pool = _writer_thread()
         self._pending: Future[None] | None = None
         self.position = 0
         self.closed = False
@@ -72,7 +87,7 @@ class HashingFile:
                 assert self._pending is not None
                 self._pending.result()
             finally:
-                self._pool.shutdown(wait=True)
+                self._wait()
                 self._file.close()
         return self._hash.hexdigest()
 
@@ -81,8 +96,14 @@ class HashingFile:
         if not self.closed:
             self.closed = True
             self._buffer = []
-            self._pool.shutdown(wait=True)
+            self._wait()
             self._file.close()
+
+    def _wait(self) -> None:
+        """Let this file's last write finish (its error, if any, was already raised or is moot)."""
+        if self._pending is not None:
+            with contextlib.suppress(Exception):
+                self._pending.result()
 
 
 class MmapRangeReader(DataReader):
