@@ -38,6 +38,17 @@ def test_not_an_image() -> None:
     assert sample_header(b"\x00\x01 raw audio") == (NOT_AN_IMAGE, "-", 0, 0)
 
 
+def test_a_huge_image_is_described_from_its_header_not_refused() -> None:
+    import struct
+
+    # a BMP header declaring 30000 x 30000 pixels (10x Pillow's bomb limit), no pixel data
+    info = struct.pack("<IiiHHIIiiII", 40, 30000, 30000, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    data = b"BM" + struct.pack("<IHHI", 54 + 3 * 30000 * 30000, 0, 0, 54) + info
+    before = Image.MAX_IMAGE_PIXELS
+    assert sample_header(data) == ("BMP", "RGB", 30000, 30000)
+    assert before == Image.MAX_IMAGE_PIXELS  # restored
+
+
 @pytest.fixture(scope="module")
 def odd_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two classes of odd images (every valid case once, in turn) plus one non-image sample."""

@@ -105,8 +105,14 @@ def _thumbnail(pack: Pack, i: int, size: int) -> Image.Image | None:
         image = _to_rgb(image)
         image.thumbnail((size, size), Image.Resampling.BILINEAR)
         return image
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None  # UnscalableImageError is a ValueError too
+    except (
+        OSError,
+        ValueError,  # UnscalableImageError too
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,  # an error inside pixel_limit
+    ):
+        return None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

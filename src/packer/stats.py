@@ -32,11 +32,15 @@ def sample_header(data: bytes) -> tuple[str, str, int, int]:
         return fast
     from PIL import Image, UnidentifiedImageError
 
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # nothing is decoded: a huge image is described, not refused
     try:
         with Image.open(io.BytesIO(data)) as im:  # header only: no pixel is decoded
             return str(im.format), im.mode, im.width, im.height
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return NOT_AN_IMAGE, "-", 0, 0
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def pack_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
