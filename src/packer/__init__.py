@@ -11,6 +11,7 @@ __all__ = [
     "Sample",
     "__version__",
     "convert",
+    "convert_samples",
     "extract",
     "inspect_pack",
     "list_formats",
@@ -23,9 +24,16 @@ __all__ = [
 from packer.pack import Pack, Sample, open_pack
 
 if TYPE_CHECKING:
-    from packer.api import convert, extract, inspect_pack, list_formats, verify_pack
+    from packer.api import (
+        convert,
+        convert_samples,
+        extract,
+        inspect_pack,
+        list_formats,
+        verify_pack,
+    )
 
-_FROM_API = ("convert", "extract", "inspect_pack", "list_formats", "verify_pack")
+_FROM_API = ("convert", "convert_samples", "extract", "inspect_pack", "list_formats", "verify_pack")
 
 
 def __getattr__(name: str) -> Any:

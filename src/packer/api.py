@@ -17,6 +17,7 @@ from packer.extract import ExtractReport, extract
 from packer.pack import Pack, Sample, open_pack
 from packer.parts import convert_part, merge, save_plan
 from packer.registry import list_formats
+from packer.samples import convert_samples
 from packer.transforms import Transform
 from packer.verify import Problem, VerifyReport, verify_pack
 
@@ -34,6 +35,7 @@ __all__ = [
     "bench",
     "convert",
     "convert_part",
+    "convert_samples",
     "extract",
     "inspect_pack",
     "list_formats",

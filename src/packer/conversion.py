@@ -41,6 +41,7 @@ from packer.shards import ShardJob, ShardResult
 from packer.staging import Staging, check_destination
 
 if TYPE_CHECKING:
+    from packer.backends.base import Backend
     from packer.transforms import Transform  # imports Pillow: only where a transform runs
 
 
@@ -265,21 +266,28 @@ def write_pack(
         index.abort()
         raise
     if index.count == 0:
+        index.abort()
         raise SourceError(
             f"{scan.root}: every image was skipped; nothing to pack (see the errors above)"
         )
     index.finish()
     collected.findings.extend(duplicates_across_classes(scan, *index_columns(root)))
     remove_strays(root, {d.name for d in collected.data_files})
-    manifest = _manifest(plan, collected, index_digests(root))
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
+    finish_pack(root, backend, _manifest(plan, collected, {}))
+    return collected
+
+
+def finish_pack(root: Path, backend: Backend[Any], manifest: Manifest) -> None:
+    """Record the index files' digests, write the backend's files for other loaders (recorded
+    too) and then the manifest, which makes ``root`` a pack."""
+    manifest.index_sha256.update(index_digests(root))
     for name, data in sorted(backend.sidecar_files(manifest, Index(root, manifest)).items()):
         target = root / safe_relative(name)  # a plugin's names stay inside the pack
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         manifest.index_sha256[name] = hashlib.sha256(data).hexdigest()
     manifest.write(root)
-    return collected
 
 
 def _manifest(plan: Plan, collected: Collected, index_sha256: dict[str, str]) -> Manifest:

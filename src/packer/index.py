@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from packer.errors import PackError
+from packer.errors import PackError, UsageError
 from packer.manifest import Manifest
 
 INDEX_DIR = "index"
@@ -103,7 +103,9 @@ class IndexWriter:
         self._key_end += len(key_blob)
         self.count += n
 
-    def finish(self) -> None:
+    def finish(self, *, unique_keys: bool = False) -> None:
+        """Write the ``.npy`` headers and the key order; with ``unique_keys``, a key given to two
+        samples is an error (a folder scan cannot produce one; samples from memory can)."""
         for f in self._raw.values():
             f.close()
         self._keys.close()
@@ -120,9 +122,9 @@ class IndexWriter:
                 np.lib.format.write_array_header_1_0(out, header)
                 shutil.copyfileobj(src, out, 1 << 20)
             raw.unlink()
-        np.save(self.dir / "key_order.npy", self._sorted_key_order(), allow_pickle=False)
+        np.save(self.dir / "key_order.npy", self._sorted_key_order(unique_keys), allow_pickle=False)
 
-    def _sorted_key_order(self) -> np.ndarray:
+    def _sorted_key_order(self, unique: bool = False) -> np.ndarray:
         """Sample ids in key order: keys are laid out as fixed-width byte strings (zero-padded; keys
         never contain NUL) and sorted by numpy's memcmp in C. Rows are filled block by block with
         vectorised scatters, so no Python object is made per key."""
@@ -138,7 +140,15 @@ class IndexWriter:
             rows = np.repeat(np.arange(a, b), lens)
             cols = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
             fixed[rows, cols] = blob[offsets[a] : offsets[b]]
-        return np.argsort(fixed.view(f"S{width}").ravel(), kind="stable").astype("<u8")
+        keys = fixed.view(f"S{width}").ravel()
+        order = np.argsort(keys, kind="stable")
+        if unique and self.count > 1:
+            ranked = keys[order]
+            twice = np.flatnonzero(ranked[1:] == ranked[:-1])
+            if len(twice):
+                key = decode_key(bytes(ranked[twice[0]]))
+                raise UsageError(f"key {key!r} is given to two samples; keys must be unique")
+        return order.astype("<u8")
 
     def abort(self) -> None:
         for f in [*self._raw.values(), self._keys]:

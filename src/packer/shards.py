@@ -69,6 +69,9 @@ class ShardJob:
     image_extensions: frozenset[str] = frozenset()
     #: check every sample, write nothing (``--dry-run``)
     dry_run: bool = False
+    #: samples from memory instead of files (``convert_samples``): ``dataset[i]`` for i in
+    #: ``start..stop`` is ``(key, label, data, ext)`` or a mapping of those; paths unused
+    dataset: Any = None
 
 
 @dataclass
@@ -94,6 +97,9 @@ class ShardResult:
     consumed: int = 0  # samples of the plan this shard took, skipped ones included
     planned_bytes: int = 0  # their source sizes, skipped ones included (what the cut rule counts)
     findings: list[Finding] = field(default_factory=list)
+    #: for dataset jobs: the extension names ``extension_ids`` index (the driver maps them to the
+    #: pack's table); None when the ids are the plan's
+    ext_names: list[str] | None = None
 
     def to_record(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(arrays for an ``.npz``, everything else as JSON-ready values)."""
@@ -107,6 +113,8 @@ class ShardResult:
                 arrays[f.name] = np.frombuffer(value, dtype=np.uint8)
             elif isinstance(value, DataFile):
                 info[f.name] = value.to_dict()
+            elif f.name == "ext_names":
+                info[f.name] = value
             elif isinstance(value, list):
                 info[f.name] = [item.to_dict() for item in value]
             else:
@@ -127,6 +135,8 @@ class ShardResult:
                 values[f.name] = [Skipped(**x) for x in info[f.name]]
             elif f.name == "findings":
                 values[f.name] = [Finding(**x) for x in info[f.name]]
+            elif f.name == "ext_names":
+                values[f.name] = info.get(f.name)
             else:
                 values[f.name] = int(info[f.name])
         return cls(**values)
@@ -162,7 +172,6 @@ def write_shard(
     # (a cluster worker lost mid-task) never has two writers on one file, and a final name always
     # holds a complete file. Same bytes either way: the shard is a pure function of the job.
     attempt = out.with_name(f".{out.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial")
-    full_keys = job.full_keys
     images = job.image_extensions
     signatures = {e: FORMAT_SIGNATURES[f] for e, f in EXTENSION_FORMATS.items()}
     findings: list[Finding] = []
@@ -173,7 +182,6 @@ def write_shard(
         transform = Transform.from_dict(job.transform)
     pixels = job.pixel_shape is not None
     payload_bytes = 0
-    root = os.fspath(job.root) + os.sep
     start = job.start
     stop = len(job.paths) if job.stop is None else job.stop
     byte_limit = job.byte_limit
@@ -193,23 +201,16 @@ def write_shard(
     )
     # One thread reads: a read-ahead thread was measured slower here (GIL hand-offs per file cost
     # more than the overlapped system calls save on small files).
+    local_exts: dict[str, int] | None = None if job.dataset is None else {}
+    ext_ids, kept_labels = array("H"), array("i")
+    items = _file_items(job, start, stop) if job.dataset is None else _dataset_items(job, stop)
     with writer:
         add = writer.add
-        for i, (rel, label) in enumerate(_rows(job, start, stop)):
-            reason: str | None = None
-            try:
-                data = read_file(root + rel)
-                size = len(data)
-            except OSError as exc:
-                data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
-                size = stat_size(root + rel)
+        for i, (rel, where, key, ext, label, data, size, reason) in enumerate(items):
             if byte_limit is not None and i and planned_bytes + size > byte_limit:
                 consumed = i  # this sample opens the next shard
                 break
             planned_bytes += size
-            key, _, ext = rel.rpartition(".")
-            if "/" in ext or not key or key[-1] == "/" or (full_keys and rel in full_keys):
-                key, ext = sample_key(rel, rel in full_keys)  # rare: no extension, or kept
             if reason is None and validate != "none" and ext.lower() in images:
                 reason = check_image(data, validate, job.max_pixels)
                 signature = signatures.get(ext.lower())
@@ -231,10 +232,13 @@ def write_shard(
             if reason is not None:
                 if job.on_error == "fail" and not job.dry_run:
                     raise SourceError(
-                        f"{root + rel}: {reason}; fix or remove the file, or pass --on-error skip"
+                        f"{where}: {reason}; fix or remove the file, or pass --on-error skip"
                     )
                 skipped.append(Skipped(rel, reason))
                 continue
+            if local_exts is not None:
+                ext_ids.append(local_exts.setdefault(ext, len(local_exts)))
+                kept_labels.append(label)
             offset, length = add(key, ext, label, data)
             offsets.append(offset)
             lengths.append(length)
@@ -276,10 +280,18 @@ def write_shard(
     return ShardResult(
         shard=job.shard,
         data_file=data_file,
-        labels=job.labels[start : start + consumed][kept],
+        labels=(
+            job.labels[start : start + consumed][kept]
+            if job.dataset is None
+            else np.asarray(kept_labels, dtype=np.int32)
+        ),
         locations=locations,
         crc32=np.asarray(crcs, dtype=np.uint32),
-        extension_ids=job.extension_ids[start : start + consumed][kept],
+        extension_ids=(
+            job.extension_ids[start : start + consumed][kept]
+            if local_exts is None
+            else np.asarray(ext_ids, dtype=np.uint16)
+        ),
         key_blob=bytes(key_blob),
         key_lengths=np.frombuffer(key_lengths, dtype=np.uint32),
         skipped=skipped,
@@ -289,7 +301,40 @@ def write_shard(
         consumed=consumed,
         planned_bytes=planned_bytes,
         findings=findings,
+        ext_names=None if local_exts is None else list(local_exts),
     )
+
+
+Item = tuple[str, str, str, str, int, bytes, int, str | None]
+"""(name for the skipped list, where for errors, key, extension, label, bytes, source size,
+reason it cannot be packed or None)"""
+
+
+def _file_items(job: ShardJob, start: int, stop: int) -> Iterator[Item]:
+    """Samples read from the files of a scan."""
+    root = os.fspath(job.root) + os.sep
+    full_keys = job.full_keys
+    for rel, label in _rows(job, start, stop):
+        reason: str | None = None
+        try:
+            data = read_file(root + rel)
+            size = len(data)
+        except OSError as exc:
+            data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
+            size = stat_size(root + rel)
+        key, _, ext = rel.rpartition(".")
+        if "/" in ext or not key or key[-1] == "/" or (full_keys and rel in full_keys):
+            key, ext = sample_key(rel, rel in full_keys)  # rare: no extension, or kept
+        yield rel, root + rel, key, ext, label, data, size, reason
+
+
+def _dataset_items(job: ShardJob, stop: int) -> Iterator[Item]:
+    """Samples from ``job.dataset`` (``convert_samples``); a malformed item is a UsageError."""
+    from packer.samples import sample_fields
+
+    for i in range(job.start, stop):
+        key, label, data, ext = sample_fields(job.dataset[i], i)
+        yield key, f"sample {i} ({key})", key, ext, label, data, len(data), None
 
 
 def _rows(job: ShardJob, start: int, stop: int) -> Iterator[tuple[str, int]]:
@@ -326,7 +371,10 @@ class _DiscardWriter:
 
 
 def compact_job(job: ShardJob) -> ShardJob:
-    """The job with only its own slice of the lists, so that what is pickled stays small."""
+    """The job with only its own slice of the lists, so that what is pickled stays small (a
+    dataset job is sent as it is: its samples are indexed by overall number)."""
+    if job.dataset is not None:
+        return job
     a, b = job.start, job.stop
     return dataclasses.replace(
         job,
