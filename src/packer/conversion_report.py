@@ -112,25 +112,26 @@ class Collected:
 def build_report(
     dst: Path,
     backend: str,
-    scan: Scan,
+    scan: Scan | None,
     collected: Collected,
     started: float,
     *,
     pack_bytes: int,
     dry_run: bool = False,
 ) -> ConvertReport:
+    """The report of a convert (``scan``: what was left out of a tree; None for samples)."""
     return ConvertReport(
         path=dst,
         backend=backend,
         num_samples=collected.num_samples,
-        num_classes=len(scan.classes),
+        num_classes=collected.classes,
         data_files=len(collected.data_files),
         payload_bytes=collected.payload_bytes,
         pack_bytes=pack_bytes,
         source_bytes=collected.source_bytes,
         seconds=time.perf_counter() - started,
         skipped=sorted(collected.skipped, key=lambda s: s.path),
-        ignored=scan.ignored,
+        ignored=scan.ignored if scan is not None else Omissions(),
         warnings=collected.findings[:MAX_LISTED],
         dry_run=dry_run,
     )

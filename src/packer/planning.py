@@ -250,6 +250,16 @@ def _counter(counts: Mapping[str, int]) -> Any:
     return Counter({str(k): int(v) for k, v in counts.items()})
 
 
+def check_write_options(on_error: str, validate: str, samples_per_shard: int | None) -> None:
+    """The options every way of writing a pack shares, checked before any work."""
+    if on_error not in ON_ERROR_MODES:
+        raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
+    if validate not in VALIDATE_MODES:
+        raise UsageError(f"--validate {validate!r} must be one of: {', '.join(VALIDATE_MODES)}")
+    if samples_per_shard is not None and samples_per_shard < 1:
+        raise UsageError(f"--samples-per-shard {samples_per_shard} must be at least 1")
+
+
 def make_plan(
     src: str | os.PathLike[str],
     format: str,
@@ -270,12 +280,7 @@ def make_plan(
     """Check the options, scan SRC (or read ``from_list``, paths relative to SRC) and decide
     everything a convert will write (no stat pass: call :meth:`Plan.with_bounds` for the shard
     boundaries). Arguments as for ``convert``."""
-    if on_error not in ON_ERROR_MODES:
-        raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
-    if validate not in VALIDATE_MODES:
-        raise UsageError(f"--validate {validate!r} must be one of: {', '.join(VALIDATE_MODES)}")
-    if samples_per_shard is not None and samples_per_shard < 1:
-        raise UsageError(f"--samples-per-shard {samples_per_shard} must be at least 1")
+    check_write_options(on_error, validate, samples_per_shard)
     limit = parse_bytes(shard_size) if shard_size is not None else None
     pixel_shape = _pixel_shape(get_backend_class(format), transform)
     backend = make_backend(format, options, pixel_shape)

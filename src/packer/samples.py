@@ -28,22 +28,21 @@ import numpy as np
 
 from packer._version import __version__
 from packer.conversion import finish_pack, output_error
-from packer.conversion_report import Collected, ConvertReport
+from packer.conversion_report import Collected, ConvertReport, build_report
 from packer.errors import SourceError, UsageError
 from packer.executors import available_cpus, local_pool, run_on
 from packer.files import tree_bytes
-from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
+from packer.images import DEFAULT_MAX_PIXELS, validated_extensions
 from packer.index import IndexWriter
 from packer.keys import safe_relative
 from packer.manifest import Manifest
 from packer.plan import MIN_DEFAULT_SHARD_SAMPLES, default_samples_per_shard
+from packer.planning import check_write_options
 from packer.progress import NoProgress, Progress
 from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend
 from packer.shards import ShardJob, ShardResult, write_shard
 from packer.staging import Staging, check_destination
 from packer.transforms import Transform
-
-ON_ERROR_MODES = ("fail", "skip")
 
 
 class MapStyle(Protocol):
@@ -112,12 +111,7 @@ def convert_samples(
     """
     started = time.perf_counter()
     progress = progress or NoProgress()
-    if on_error not in ON_ERROR_MODES:
-        raise UsageError(f"on_error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
-    if validate not in VALIDATE_MODES:
-        raise UsageError(f"validate {validate!r} must be one of: {', '.join(VALIDATE_MODES)}")
-    if samples_per_shard is not None and samples_per_shard < 1:
-        raise UsageError(f"samples_per_shard {samples_per_shard} must be at least 1")
+    check_write_options(on_error, validate, samples_per_shard)
     classes = [str(c) for c in classes]
     if not classes or len(set(classes)) != len(classes):
         raise UsageError("classes must name every class once")
@@ -168,18 +162,7 @@ def convert_samples(
             staging.commit()
     except OSError as exc:
         raise output_error(dst_path, exc) from None
-    return ConvertReport(
-        path=dst_path,
-        backend=backend.name,
-        num_samples=collected.num_samples,
-        num_classes=len(classes),
-        data_files=len(collected.data_files),
-        payload_bytes=collected.payload_bytes,
-        pack_bytes=pack_bytes,
-        source_bytes=collected.source_bytes,
-        seconds=time.perf_counter() - started,
-        skipped=sorted(collected.skipped, key=lambda s: s.path),
-    )
+    return build_report(dst_path, backend.name, None, collected, started, pack_bytes=pack_bytes)
 
 
 def _indexed(
