@@ -73,6 +73,10 @@ def test_a_map_style_input_is_split_over_workers(tree: Path, tmp_path: Path) -> 
     )
     assert one.data_files == 4
     _same_data_and_index(one.path, two.path)
+    rows = convert_samples(  # a plain list travels to the workers a shard's slice at a time
+        dataset.rows, tmp_path / "rows", "zip", classes=classes, samples_per_shard=7, workers=2
+    )
+    _same_data_and_index(one.path, rows.path)
     with open_pack(two.path) as p:
         assert [s.key for s in p] == [k for k, _, _, _ in dataset.rows]
         assert p.classes == classes

@@ -168,10 +168,17 @@ def convert_samples(
 def _indexed(
     samples: Any, count: int, per: int, template: ShardJob, workers: int, progress: Progress
 ) -> Iterator[ShardResult]:
+    def part(a: int, b: int) -> Any:
+        # items already in memory travel as their own slice, not the whole list per shard
+        return _Offset(list(samples[a:b]), a) if isinstance(samples, (list, tuple)) else samples
+
     jobs = [
-        dataclasses.replace(template, shard=k, dataset=samples, start=a, stop=min(count, a + per))
+        dataclasses.replace(
+            template, shard=k, dataset=part(a, min(count, a + per)), start=a,
+            stop=min(count, a + per),
+        )
         for k, a in enumerate(range(0, count, per))
-    ]
+    ]  # fmt: skip
     if workers > 1 and len(jobs) > 1:
         with local_pool(min(workers, len(jobs))) as pool:
             yield from run_on(pool, jobs, progress, {}, lambda r, j: False, in_flight=2 * workers)
