@@ -248,34 +248,51 @@ def write_pack(
     collected = Collected(
         len(scan.classes), skipped=list(scan.skipped), findings=list(scan.findings)
     )
-    index = IndexWriter(root)
-    try:
-        for result in results:
-            if on_result is not None:
-                on_result(result)
-            index.append(
-                result.labels,
-                result.locations,
-                result.crc32,
-                result.extension_ids,
-                result.key_blob,
-                result.key_lengths,
-            )
-            collected.add(result)
-    except BaseException:
-        index.abort()
-        raise
-    if index.count == 0:
-        index.abort()
-        raise SourceError(
-            f"{scan.root}: every image was skipped; nothing to pack (see the errors above)"
-        )
-    index.finish()
+    if on_result is not None:
+        results = _calling(on_result, results)
+    index_results(
+        root,
+        results,
+        collected,
+        empty=f"{scan.root}: every image was skipped; nothing to pack (see the errors above)",
+    )
     collected.findings.extend(duplicates_across_classes(scan, *index_columns(root)))
     remove_strays(root, {d.name for d in collected.data_files})
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
     finish_pack(root, backend, _manifest(plan, collected, {}))
     return collected
+
+
+def _calling(
+    on_result: Callable[[ShardResult], None], results: Iterable[ShardResult]
+) -> Iterator[ShardResult]:
+    for result in results:
+        on_result(result)
+        yield result
+
+
+def index_results(
+    root: Path,
+    results: Iterable[ShardResult],
+    collected: Collected,
+    *,
+    empty: str,
+    unique_keys: bool = False,
+) -> None:
+    """Append each shard's rows (in shard order) to the pack index in ``root`` and to
+    ``collected``, then finish the index; none at all is a SourceError saying ``empty``. On any
+    error the unfinished index is closed before it propagates."""
+    index = IndexWriter(root)
+    try:
+        for r in results:
+            index.append(r.labels, r.locations, r.crc32, r.extension_ids, r.key_blob, r.key_lengths)
+            collected.add(r)
+        if index.count == 0:
+            raise SourceError(empty)
+        index.finish(unique_keys=unique_keys)
+    except BaseException:
+        index.abort()
+        raise
 
 
 def finish_pack(root: Path, backend: Backend[Any], manifest: Manifest) -> None:

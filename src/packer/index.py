@@ -279,14 +279,20 @@ class Index:
             return int(self.key_order[pos])
         return None
 
+    def key_list(self, start: int, stop: int) -> list[str]:
+        """Keys of samples ``start..stop`` from one slice of the key blob: for ASCII keys (the
+        common case) one decode and C-level slicing, no Python loop per key."""
+        offsets = self.key_offsets[start : stop + 1]
+        chunk = self.keys_blob()[int(offsets[0]) : int(offsets[-1])]
+        rel = (offsets - offsets[0]).tolist()
+        starts, ends = rel[:-1], rel[1:]
+        if chunk.isascii():  # byte offsets are character offsets
+            return list(map(chunk.decode("ascii").__getitem__, map(slice, starts, ends)))
+        return [decode_key(chunk[a:b]) for a, b in zip(starts, ends, strict=True)]
+
     def iter_keys(self) -> Iterator[str]:
-        blob = self.keys_blob()
         for start in range(0, self._n, 65536):
-            bounds = self.key_offsets[start : start + 65537].tolist()
-            chunk = blob[bounds[0] : bounds[-1]]
-            base = bounds[0]
-            for j in range(len(bounds) - 1):
-                yield decode_key(chunk[bounds[j] - base : bounds[j + 1] - base])
+            yield from self.key_list(start, min(self._n, start + 65536))
 
     def close(self) -> None:
         # Arrays may still be referenced by callers (pack.labels); they keep their maps alive.

@@ -255,21 +255,9 @@ class Pack:
         the key decoding."""
         exts = self._extensions
         ext_ids = self.index.extension
-        key_offsets = self.index.key_offsets
-        blob = self.index.keys_blob()
         for start, data, labels in self._blocks():
             stop = start + len(labels)
-            rows = key_offsets[start : stop + 1] - key_offsets[start]
-            chunk = blob[int(key_offsets[start]) : int(key_offsets[stop])]
-            starts, ends = rows[:-1].tolist(), rows[1:].tolist()
-            keys: list[str]
-            if chunk.isascii():  # byte offsets are character offsets: slice one decoded str, in C
-                keys = list(map(chunk.decode("ascii").__getitem__, map(slice, starts, ends)))
-            else:
-                keys = [
-                    chunk[a:b].decode("utf-8", "surrogateescape")
-                    for a, b in zip(starts, ends, strict=True)
-                ]
+            keys = self.index.key_list(start, stop)
             try:
                 names = [exts[e] for e in ext_ids[start:stop].tolist()]
             except IndexError:

@@ -27,14 +27,12 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from packer._version import __version__
-from packer.conversion import finish_pack, output_error
+from packer.conversion import finish_pack, index_results, output_error
 from packer.conversion_report import Collected, ConvertReport, build_report
-from packer.errors import SourceError, UsageError
+from packer.errors import UsageError
 from packer.executors import available_cpus, local_pool, run_on
 from packer.files import tree_bytes
 from packer.images import DEFAULT_MAX_PIXELS, validated_extensions
-from packer.index import IndexWriter
-from packer.keys import safe_relative
 from packer.manifest import Manifest
 from packer.plan import MIN_DEFAULT_SHARD_SAMPLES, default_samples_per_shard
 from packer.planning import check_write_options
@@ -51,38 +49,6 @@ class MapStyle(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, i: int) -> Any: ...
-
-
-def sample_fields(item: Any, i: int) -> tuple[str, int, bytes, str]:
-    """``(key, label, data, ext)`` of input item ``i``, checked; UsageError naming it if not."""
-    try:
-        if isinstance(item, Mapping):
-            key, label, data, ext = item["key"], item["label"], item["data"], item["ext"]
-        else:
-            key, label, data, ext = item
-    except (KeyError, TypeError, ValueError):
-        raise UsageError(
-            f"sample {i}: expected (key, label, data, ext) or a mapping with those keys, got "
-            f"{type(item).__name__}"
-        ) from None
-    if not isinstance(key, str) or not isinstance(ext, str):
-        raise UsageError(f"sample {i}: key and ext must be str")
-    if isinstance(data, (bytearray, memoryview)):
-        data = bytes(data)
-    if not isinstance(data, bytes):
-        raise UsageError(f"sample {i} ({key}): data must be bytes, got {type(data).__name__}")
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
-        raise UsageError(f"sample {i} ({key}): label must be an int")
-    if "/" in ext or ext.startswith(".") or any(ch.isspace() for ch in ext):
-        raise UsageError(f"sample {i} ({key}): extension {ext!r} must be a bare name like 'jpg'")
-    try:
-        safe_relative(key)
-    except Exception:
-        raise UsageError(
-            f"sample {i}: key {key!r} must be a relative path without empty, '.' or '..' parts "
-            "(`pack extract` writes it as one)"
-        ) from None
-    return key, int(label), data, ext
 
 
 def convert_samples(
@@ -214,6 +180,19 @@ class _Offset:
         return self.items[i - self.offset]
 
 
+def _checked(r: ShardResult, position: dict[str, int], classes: int) -> ShardResult:
+    """``r`` with its labels checked against the classes and its extension ids mapped from its
+    own table to the pack's."""
+    if len(r.labels) and (r.labels.min() < 0 or r.labels.max() >= classes):
+        bad = int(r.labels[(r.labels < 0) | (r.labels >= classes)][0])
+        raise UsageError(
+            f"label {bad} is out of range for {classes} classes; fix the label or the classes list"
+        )
+    remap = np.array([position[e] for e in (r.ext_names or [])], dtype=np.uint16)
+    r.extension_ids = remap[r.extension_ids] if len(remap) else r.extension_ids
+    return r
+
+
 def _write_index(
     root: Path,
     results: list[ShardResult],
@@ -226,26 +205,13 @@ def _write_index(
     names = sorted({e for r in results for e in (r.ext_names or [])})
     position = {e: i for i, e in enumerate(names)}
     collected = Collected(len(classes))
-    index = IndexWriter(root)
-    try:
-        for r in results:
-            if len(r.labels) and (r.labels.min() < 0 or r.labels.max() >= len(classes)):
-                bad = int(r.labels[(r.labels < 0) | (r.labels >= len(classes))][0])
-                raise UsageError(
-                    f"label {bad} is out of range for {len(classes)} classes; fix the label or "
-                    "the classes list"
-                )
-            remap = np.array([position[e] for e in (r.ext_names or [])], dtype=np.uint16)
-            r.extension_ids = remap[r.extension_ids] if len(remap) else r.extension_ids
-            index.append(r.labels, r.locations, r.crc32, r.extension_ids, r.key_blob, r.key_lengths)
-            collected.add(r)
-    except BaseException:
-        index.abort()
-        raise
-    if index.count == 0:
-        index.abort()
-        raise SourceError("no samples to pack (every one was skipped, or the input is empty)")
-    index.finish(unique_keys=True)
+    index_results(
+        root,
+        (_checked(r, position, len(classes)) for r in results),
+        collected,
+        empty="no samples to pack (every one was skipped, or the input is empty)",
+        unique_keys=True,
+    )
     manifest = Manifest(
         backend_name=backend.name,
         options=backend.options.to_dict(),
@@ -273,4 +239,4 @@ def _write_index(
     return collected
 
 
-__all__ = ["convert_samples", "sample_fields"]
+__all__ = ["convert_samples"]

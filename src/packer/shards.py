@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from packer.backends.base import ShardWriter
-from packer.errors import SourceError, UsageError
+from packer.errors import PackError, SourceError, UsageError
 from packer.files import sha256_file
 from packer.findings import content_mismatch
 from packer.images import (
@@ -31,7 +31,7 @@ from packer.images import (
     decode_error_reason,
     pixel_limit,
 )
-from packer.keys import sample_key
+from packer.keys import safe_relative, sample_key
 from packer.manifest import DataFile
 from packer.omissions import Finding, Skipped
 from packer.plan import stat_size
@@ -330,11 +330,41 @@ def _file_items(job: ShardJob, start: int, stop: int) -> Iterator[Item]:
 
 def _dataset_items(job: ShardJob, stop: int) -> Iterator[Item]:
     """Samples from ``job.dataset`` (``convert_samples``); a malformed item is a UsageError."""
-    from packer.samples import sample_fields
-
     for i in range(job.start, stop):
         key, label, data, ext = sample_fields(job.dataset[i], i)
         yield key, f"sample {i} ({key})", key, ext, label, data, len(data), None
+
+
+def sample_fields(item: Any, i: int) -> tuple[str, int, bytes, str]:
+    """``(key, label, data, ext)`` of input item ``i``, checked; UsageError naming it if not."""
+    try:
+        if isinstance(item, Mapping):
+            key, label, data, ext = item["key"], item["label"], item["data"], item["ext"]
+        else:
+            key, label, data, ext = item
+    except (KeyError, TypeError, ValueError):
+        raise UsageError(
+            f"sample {i}: expected (key, label, data, ext) or a mapping with those keys, got "
+            f"{type(item).__name__}"
+        ) from None
+    if not isinstance(key, str) or not isinstance(ext, str):
+        raise UsageError(f"sample {i}: key and ext must be str")
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        raise UsageError(f"sample {i} ({key}): data must be bytes, got {type(data).__name__}")
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+        raise UsageError(f"sample {i} ({key}): label must be an int")
+    if "/" in ext or ext.startswith(".") or any(ch.isspace() for ch in ext):
+        raise UsageError(f"sample {i} ({key}): extension {ext!r} must be a bare name like 'jpg'")
+    try:
+        safe_relative(key)
+    except PackError:
+        raise UsageError(
+            f"sample {i}: key {key!r} must be a relative path without empty, '.' or '..' parts "
+            "(`pack extract` writes it as one)"
+        ) from None
+    return key, int(label), data, ext
 
 
 def _rows(job: ShardJob, start: int, stop: int) -> Iterator[tuple[str, int]]:

@@ -17,7 +17,6 @@ offset follows from its header, built by the same function that wrote it): no sh
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Callable
@@ -73,7 +72,7 @@ def dali_indexes(
         rows = index.locations[start:stop]
         offsets, sizes = rows[:, 1].tolist(), rows[:, 2].tolist()
         exts = [extensions[e] for e in index.extension[start:stop].tolist()]
-        stems = [member_stem(key) for key in _keys(index, start, stop)]
+        stems = [member_stem(key) for key in index.key_list(start, stop)]
         names = [f"{stem}.{ext}" for stem, ext in zip(stems, exts, strict=True)]
         members = [(exts, offsets, sizes, names)]
         if cls_members:
@@ -100,17 +99,6 @@ def dali_indexes(
             out[f"{DALI_DIR}/{name}"] = text.encode("utf-8", "surrogateescape")
         start = stop
     return out, longest
-
-
-def _keys(index: Index, start: int, stop: int) -> list[str]:
-    """Keys ``start..stop`` from one slice of the key blob (one decode for ASCII keys)."""
-    bounds = index.key_offsets[start : stop + 1].tolist()
-    chunk = index.keys_blob()[bounds[0] : bounds[-1]]
-    rel = [b - bounds[0] for b in bounds]
-    if chunk.isascii():
-        text = chunk.decode("ascii")
-        return [text[a:b] for a, b in itertools.pairwise(rel)]
-    return [chunk[a:b].decode("utf-8", "surrogateescape") for a, b in itertools.pairwise(rel)]
 
 
 def _longest(names: list[str]) -> int:
