@@ -115,3 +115,23 @@ def test_malformed_input_is_refused_and_nothing_written(
         convert_samples(rows, tmp_path / "p", "tar", classes=classes, validate="none")
     assert needle in str(info.value)
     assert not (tmp_path / "p").exists() and not partial_path(tmp_path / "p").exists()
+
+
+def test_what_users_have_goes_through(tmp_path: Path) -> None:
+    """Phone JPEGs padded after the end marker, OS/2 BMPs, 16-bit PNGs and CMYK JPEGs are valid;
+    a key holding a byte that is not UTF-8 (as os.listdir gives it) round-trips through extract."""
+    import os
+
+    from oddimages import VALID
+
+    names = ["jpeg-phone-padding", "bmp-os2", "png-16bit", "jpeg-cmyk", "tiff-16bit"]
+    rows = [(f"odd/{name}", 0, VALID[name][1](), VALID[name][0]) for name in names]
+    rows.append(("odd/caf\udce9", 0, VALID["jpeg"][1](), "jpg"))  # b"caf\xe9" from a Latin-1 disk
+    report = convert_samples(rows, tmp_path / "p", "tar", classes=["odd"], validate="full")
+    assert report.num_samples == len(rows) and not report.skipped
+    extract(report.path, tmp_path / "out")
+    for key, _, data, ext in rows:
+        assert (tmp_path / "out" / f"{key}.{ext}").read_bytes() == data
+    assert os.fsencode(tmp_path / "out" / "odd") + b"/caf\xe9.jpg" in [
+        os.fsencode(p) for p in (tmp_path / "out" / "odd").iterdir()
+    ]
