@@ -129,14 +129,14 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     import packer.shards as conversion
 
     src = _tree(tmp_path / "src", "locked.jpg", _good())
-    original = conversion.read_file
+    original = conversion.read_file_stat
 
-    def read_file(path: str) -> bytes:
+    def read_file_stat(path: str) -> tuple[bytes, int]:
         if path.endswith("locked.jpg"):
             raise PermissionError(13, "Permission denied", path)
         return original(path)
 
-    monkeypatch.setattr(conversion, "read_file", read_file)
+    monkeypatch.setattr(conversion, "read_file_stat", read_file_stat)
     with pytest.raises(SourceError, match="locked.jpg: cannot read \\(Permission denied\\)"):
         convert(src, tmp_path / "p", "tar")
     report = convert(src, tmp_path / "q", "tar", on_error="skip")

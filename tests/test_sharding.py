@@ -15,7 +15,14 @@ from packer import convert, open_pack
 from packer.demo import make_demo_tree
 from packer.errors import UsageError
 from packer.executors import available_cpus, default_workers
-from packer.plan import DEFAULT_SHARD_SIZE, default_samples_per_shard, plan_shards
+from packer.pathtable import PathTable
+from packer.plan import (
+    DEFAULT_SHARD_SIZE,
+    CutRule,
+    cut_points,
+    default_samples_per_shard,
+    plan_shards,
+)
 from packer.sizes import parse_bytes
 from packer.testing import tree_digest
 
@@ -44,34 +51,51 @@ def test_one_process_and_workers_cut_the_same_shards(
             assert limit is None or f.num_samples == 1 or payload <= limit
 
 
-@pytest.mark.parametrize(
-    ("n", "shards"), [(1, 1), (4096, 1), (4097, 2), (65_536, 16), (65_537, 16), (10**6, 16)]
-)
-def test_default_cut_gives_mid_size_trees_shards_to_share(n: int, shards: int) -> None:
+def _points(n: int, seed: int = 0) -> np.ndarray:
+    paths = PathTable.from_strings([f"c{seed}/{i:07d}.jpg" for i in range(n)])
+    return cut_points(paths.hashes())
+
+
+@pytest.mark.parametrize("n", [1, 4096, 60_000, 65_537, 10**6])
+def test_default_cut_gives_mid_size_trees_shards_to_share(n: int) -> None:
     per_shard = default_samples_per_shard(n)
-    assert per_shard >= 4096
+    assert per_shard >= 4096 and per_shard & (per_shard - 1) == 0  # a power of two
     # tiny files: the 1 GiB default never cuts, the sample cap does, the same for any workers
-    assert len(plan_shards(np.full(n, 100), n, DEFAULT_SHARD_SIZE, per_shard)) == shards
+    rule = CutRule(DEFAULT_SHARD_SIZE, per_shard)
+    bounds = plan_shards(np.full(n, 100), n, rule, _points(n))
+    assert all(b - a <= per_shard for a, b in bounds)
+    if n >= 60_000:
+        assert len(bounds) >= 12  # about 16 or more: two workers always have work to share
+    if n <= 4096 // 3:
+        assert len(bounds) == 1  # a content cut needs a shard a third full
 
 
 def test_a_default_convert_is_cut_by_the_sample_cap(tmp_path: Path) -> None:
     tree = make_demo_tree(tmp_path / "src", per_class=1100, size=8)  # 4400 samples
     report = convert(tree, tmp_path / "out.pack", "memmap", workers=1)
-    assert report.data_files == 2
+    assert report.data_files >= 2
     with open_pack(report.path) as pack:
         assert pack.manifest.created_by["samples_per_shard"] == 4096
-        assert [f.num_samples for f in pack.manifest.data_files] == [4096, 304]
+        assert pack.manifest.created_by["cut"] == "content"
+        counts = [f.num_samples for f in pack.manifest.data_files]
+        assert sum(counts) == 4400 and max(counts) <= 4096 and 3 * min(counts[:-1]) >= 4096
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     sizes=st.lists(st.integers(0, 100), min_size=1, max_size=40),
     limit=st.one_of(st.none(), st.integers(1, 300)),
     count=st.one_of(st.none(), st.integers(1, 10)),
+    content=st.booleans(),
+    seed=st.integers(0, 1000),
 )
-def test_plan_rule(sizes: list[int], limit: int | None, count: int | None) -> None:
+def test_plan_rule(
+    sizes: list[int], limit: int | None, count: int | None, content: bool, seed: int
+) -> None:
     arr = np.asarray(sizes)
-    bounds = plan_shards(arr if limit is not None else None, len(sizes), limit, count)
+    points = _points(len(sizes), seed)
+    rule = CutRule(limit, count, content=content)
+    bounds = plan_shards(arr, len(sizes), rule, points)
     assert bounds[0][0] == 0 and bounds[-1][1] == len(sizes)
     assert all(a < b for a, b in bounds) and all(
         b == c for (_, b), (c, _) in itertools.pairwise(bounds)
@@ -79,12 +103,65 @@ def test_plan_rule(sizes: list[int], limit: int | None, count: int | None) -> No
     for a, b in bounds:
         assert count is None or b - a <= count
         assert limit is None or b - a == 1 or arr[a:b].sum() <= limit
-    for a, b in bounds[:-1]:  # greedy: a shard ends only when the next sample does not fit
+    for a, b in bounds[:-1]:  # a shard ends when the next sample does not fit, or at a content cut
         over_count = count is not None and b + 1 - a > count
         over_bytes = limit is not None and arr[a : b + 1].sum() > limit
-        assert over_count or over_bytes, (a, b)
+        by_content = content and rule.ends(b - a, int(arr[a:b].sum()), int(arr[b - 1]), points[b - 1])
+        assert over_count or over_bytes or by_content, (a, b)
+        if by_content:  # never before the shard is a third full
+            assert (count is not None and 3 * (b - a) >= count) or (
+                limit is not None and 3 * arr[a:b].sum() >= limit
+            )
     if limit is None and count is None:
         assert bounds == [(0, len(sizes))]
+
+
+@pytest.mark.parametrize("kind", ["bytes", "count"])
+def test_an_insertion_or_removal_moves_about_one_boundary(kind: str) -> None:
+    """Content-defined cuts: a file added or removed changes about one shard (measured here: mean
+    ~1.1, more than 2 in 2.5% of changes for both kinds; a cascade needs the change to land where
+    a shard was cut at a third full, or to fill one to its limit). The fixed rule shifts every
+    later shard."""
+    n = 20_000
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1_000, 200_000, n) if kind == "bytes" else np.full(n, 2_000)
+    names = [f"cls/{i:06d}.jpg" for i in range(n)]
+    rule = CutRule(20_000_000, 256) if kind == "bytes" else CutRule(1 << 30, 256)
+    fixed = CutRule(rule.max_bytes, rule.max_samples, content=False)
+    old, old_fixed = _shards(names, sizes, rule), _shards(names, sizes, fixed)
+    assert len(old) > 16
+    changed, changed_fixed = [], []
+    for trial in range(120):
+        at = int(rng.integers(0, n))
+        if trial % 2:
+            new_names, new_sizes = names[:at] + names[at + 1 :], np.delete(sizes, at)
+        else:
+            new_names = [*names[:at], f"cls/{at:06d}a.jpg", *names[at:]]
+            new_sizes = np.insert(sizes, at, int(sizes[at]))
+        changed.append(len(_shards(new_names, new_sizes, rule) - old))
+        changed_fixed.append(len(_shards(new_names, new_sizes, fixed) - old_fixed))
+    counts = np.array(changed)
+    assert counts.min() >= 1 and counts.mean() < 1.3 and (counts > 2).mean() <= 0.04, counts
+    assert np.mean(changed_fixed) > 10 * counts.mean()  # the greedy rule: every later shard
+
+
+def _shards(names: list[str], sizes: np.ndarray, rule: CutRule) -> set[tuple[str, ...]]:
+    """Each shard as the tuple of its names: what a data file's content depends on."""
+    points = cut_points(PathTable.from_strings(names).hashes())
+    return {tuple(names[a:b]) for a, b in plan_shards(sizes, len(names), rule, points)}
+
+
+def test_path_hashes_are_fixed() -> None:
+    """The cut points are part of the pack format: the same names must cut the same everywhere."""
+    table = PathTable.from_strings(["a", "b", "ab", "cls/x.jpg", "caf\udce9.jpg", ""])
+    assert table.hashes().tolist() == [
+        4865425297433116720,
+        4135629895810564778,
+        630844748721258284,
+        16053049552509666002,
+        7055803238994331222,
+        6238072747940578789,
+    ]
 
 
 @pytest.mark.parametrize("bad", ["", "12XB", "-5", "0", "lots"])

@@ -16,6 +16,7 @@ __all__ = [
     "inspect_pack",
     "list_formats",
     "open_pack",
+    "status",
     "verify_pack",
 ]
 
@@ -30,10 +31,19 @@ if TYPE_CHECKING:
         extract,
         inspect_pack,
         list_formats,
+        status,
         verify_pack,
     )
 
-_FROM_API = ("convert", "convert_samples", "extract", "inspect_pack", "list_formats", "verify_pack")
+_FROM_API = (
+    "convert",
+    "convert_samples",
+    "extract",
+    "inspect_pack",
+    "list_formats",
+    "status",
+    "verify_pack",
+)
 
 
 def __getattr__(name: str) -> Any:

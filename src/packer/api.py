@@ -19,11 +19,13 @@ from packer.parts import convert_part, merge, save_plan
 from packer.registry import list_formats
 from packer.samples import convert_samples
 from packer.transforms import Transform
+from packer.update import Changes, status
 from packer.verify import Problem, VerifyReport, verify_pack
 
 __all__ = [
     "METRICS",
     "BenchReport",
+    "Changes",
     "ConvertReport",
     "ExtractReport",
     "Pack",
@@ -43,5 +45,6 @@ __all__ = [
     "open_pack",
     "recommendation_line",
     "save_plan",
+    "status",
     "verify_pack",
 ]

@@ -23,6 +23,8 @@ from packer.cli_app import app, command, parse_options
 from packer.cli_options import (
     DEFAULT_FORMAT,
     BackendOpts,
+    ChecksumFlag,
+    CutOpt,
     ClassesFileOpt,
     DraftOpt,
     ExecutorOpt,
@@ -45,7 +47,7 @@ from packer.cli_options import (
     WorkersOpt,
 )
 from packer.cli_render import CliProgress, out, print_json, render_convert
-from packer.errors import SourceError, UsageError
+from packer.errors import EXIT_PROBLEMS_FOUND, SourceError, UsageError
 
 __all__ = ["app", "main"]
 
@@ -60,6 +62,7 @@ def convert(
     option: BackendOpts = None,
     shard_size: ShardSizeOpt = None,
     samples_per_shard: SamplesPerShardOpt = None,
+    cut: CutOpt = "content",
     workers: WorkersOpt = None,
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
@@ -91,6 +94,15 @@ def convert(
             help="Continue an interrupted convert to the same DST from its finished shards."
         ),
     ] = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Bring DST up to date with SRC: write nothing if nothing changed, else only the "
+            "shards that changed (same bytes as a fresh convert).",
+        ),
+    ] = False,
+    checksum: ChecksumFlag = False,
     plan: Annotated[
         Path | None,
         typer.Option(help="Write one part of this plan (`pack plan`) instead; needs --part."),
@@ -113,6 +125,8 @@ def convert(
     Example: pack convert ~/data/imagenet/train train.pack --format tar --shard-size 512MB
 
     Example: pack convert --from-list val_labels.csv ~/data/imagenet/val val.pack
+
+    Example: pack convert data/train train.pack --update   (a CI step: cheap when little changed)
     """
     from packer import api
 
@@ -144,6 +158,9 @@ def convert(
             from_list=from_list,
             classes_file=classes_file,
             dry_run=dry_run,
+            cut=cut,
+            update=update,
+            checksum=checksum,
             progress=CliProgress(quiet=quiet or json_out),
         )
     render_convert(report, quiet=quiet, json_out=json_out)
@@ -211,6 +228,7 @@ def plan_command(
     option: BackendOpts = None,
     shard_size: ShardSizeOpt = None,
     samples_per_shard: SamplesPerShardOpt = None,
+    cut: CutOpt = "content",
     on_error: OnErrorOpt = "fail",
     validate: ValidateOpt = "quick",
     size: SizeOpt = None,
@@ -253,6 +271,7 @@ def plan_command(
         symlinks=symlinks,
         from_list=from_list,
         classes_file=classes_file,
+        cut=cut,
     )
     if json_out:
         print_json(doc)
@@ -291,6 +310,32 @@ def merge(
         progress=CliProgress(quiet=quiet or json_out),
     )
     render_convert(report, quiet=True, json_out=json_out)
+
+
+@command()
+def status(
+    src: Annotated[Path, typer.Argument(help="The folder tree the pack is made from.")],
+    dst: Annotated[Path, typer.Argument(help="The pack folder (it may not exist yet).")],
+    checksum: ChecksumFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Is DST up to date with SRC? Exit 0 if so, 1 if stale (then `pack convert --update`).
+
+    SRC is planned with the options DST was made with. The --json document counts added,
+    changed and removed files, added classes and shards to rewrite, and gives a fingerprint of
+    SRC for a CI cache key (with --checksum it does not depend on mtimes).
+
+    Example: pack status data/train train.pack --checksum --json
+    """
+    from packer import api
+
+    changes = api.status(src, dst, checksum=checksum)
+    if json_out:
+        print_json(changes.to_dict())
+    else:
+        out.print(f"{dst}: {changes.summary()}")
+    if not changes.up_to_date:
+        raise typer.Exit(EXIT_PROBLEMS_FOUND)
 
 
 def _version_callback(value: bool) -> None:

@@ -23,11 +23,27 @@ BackendOpts = Annotated[
 ShardSizeOpt = Annotated[
     str | None,
     typer.Option(
-        help="Cut data files at about this size, e.g. 512MB (default 1GiB, and a mid-size tree "
-        "in up to 16 shards of at least 4096 samples)."
+        help="Data files of at most this many source bytes, e.g. 512MB (default 1GiB, and a "
+        "mid-size tree in about 16 or more shards)."
     ),
 ]
-SamplesPerShardOpt = Annotated[int | None, typer.Option(help="Cut data files after N samples.")]
+SamplesPerShardOpt = Annotated[
+    int | None, typer.Option(help="Data files of at most N samples.")
+]
+CutOpt = Annotated[
+    str,
+    typer.Option(
+        help="content: shards end at content-defined points within the limits (an added file "
+        "moves about one boundary); fixed: fill every shard to the limit."
+    ),
+]
+ChecksumFlag = Annotated[
+    bool,
+    typer.Option(
+        "--checksum",
+        help="Compare file contents (size + CRC-32), not mtimes (fresh checkouts, cp without -p).",
+    ),
+]
 OnErrorOpt = Annotated[
     str, typer.Option(help="fail: stop at the first bad file; skip: leave it out.")
 ]

@@ -314,8 +314,15 @@ def render_convert(report: ConvertReport, *, quiet: bool, json_out: bool) -> Non
             err.print(report.ignored.summary())
         if report.resumed_shards:
             err.print(f"resumed: {report.resumed_shards} finished shard(s) reused")
+    changes = report.update
     if json_out:
         print_json(report.to_dict())
+    elif changes is not None and changes["up_to_date"]:
+        refreshed = changes["refreshed_timestamps"]
+        out.print(
+            f"{report.path}: up to date ({report.num_samples} samples); nothing was written"
+            + (f" but {refreshed} refreshed timestamp(s) in its update state" if refreshed else "")
+        )
     elif report.dry_run:
         out.print(
             f"dry run: {report.num_samples} samples ({report.num_classes} classes) would be "
@@ -331,3 +338,12 @@ def render_convert(report: ConvertReport, *, quiet: bool, json_out: bool) -> Non
             f"{throughput(report.seconds, report.num_samples, 'samples', report.source_bytes)}"
             + (f"; {len(report.skipped)} file(s) skipped" if report.skipped else "")
         )
+        if changes is not None:
+            files, shards = changes["files"], changes["shards"]
+            why = changes["rebuild"] or (
+                f"{files['added']} added, {files['changed']} changed, {files['removed']} removed"
+            )
+            out.print(
+                f"updated: {why}; {shards['to_rewrite']} of {shards['total']} shard(s) written, "
+                f"{shards['total'] - shards['to_rewrite']} kept"
+            )

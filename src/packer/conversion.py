@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packer.cluster import as_executor
-from packer.conversion_report import Collected, ConvertReport, build_report
+from packer.conversion_report import Collected, ConvertReport, build_report, up_to_date_report
 from packer.errors import OutputError, SourceError, UsageError
-from packer.executors import default_workers, local_pool, run_inline, run_on
+from packer.executors import Reusable, default_workers, local_pool, run_inline, run_on
 from packer.files import sha256_file, tree_bytes
 from packer.findings import duplicates_across_classes, index_columns
 from packer.index import INDEX_FILES, Index, IndexWriter
@@ -39,6 +39,8 @@ from packer.resume import RESUME_DIR, prepare_resume, remove_strays, reusable, s
 from packer.scanner import DEFAULT_SYMLINKS
 from packer.shards import ShardJob, ShardResult
 from packer.staging import Staging, check_destination
+from packer.state import StateRecorder, refresh_mtimes
+from packer.update import Update, link_reused, plan_update, recorded_arguments
 
 if TYPE_CHECKING:
     from packer.backends.base import Backend
@@ -66,6 +68,9 @@ def convert(
     dry_run: bool = False,
     from_list: str | os.PathLike[str] | None = None,
     classes_file: str | os.PathLike[str] | None = None,
+    cut: str = "content",
+    update: bool = False,
+    checksum: bool = False,
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Pack the class-per-folder tree ``src`` into a new pack at ``dst`` (or, with ``from_list``,
@@ -108,12 +113,31 @@ def convert(
         from_list: a CSV/TSV of ``path,label`` rows, paths relative to ``src``, packed in row
             order (see :mod:`packer.listing`).
         classes_file: with ``from_list``: class names, one per line (line i is label i).
+        cut: ``content`` (default): shards end at content-defined points within the limits, so
+            a file added or removed moves about one boundary; ``fixed``: every shard is filled
+            to the limit (see :mod:`packer.plan`).
+        update: bring the pack at ``dst`` up to date with ``src``: nothing is written when
+            nothing changed, else only the shards whose content changed are written (the others
+            are linked from the old pack) and the result is byte-identical to a fresh convert.
+            A missing pack is written; changed options rebuild it all (see :mod:`packer.update`).
+        checksum: with ``update``: compare file contents (size and CRC-32) instead of mtimes.
         progress: receives progress events (see :mod:`packer.progress`).
     """
     started = time.perf_counter()
     progress = progress or NoProgress()
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers} must be at least 1")
+    if update and (resume or dry_run):
+        raise UsageError("--update does not go with --resume or --dry-run")
+    if checksum and not update:
+        raise UsageError("--checksum goes with --update (or `pack status`)")
+    arguments = recorded_arguments(
+        format=format, options=options, shard_size=shard_size,
+        samples_per_shard=samples_per_shard, on_error=on_error, validate=validate,
+        extensions=extensions, symlinks=symlinks, transform=transform, max_pixels=max_pixels,
+        from_list=from_list, classes_file=classes_file, cut=cut,
+    )  # fmt: skip
+    force = force or update  # an update replaces the pack it brings up to date
     src_path, dst_path = Path(src), Path(dst)
     get_backend_class(format)  # an unknown or broken format is the first thing to report
     if src_path.is_dir() and dst_path.resolve().is_relative_to(src_path.resolve()):
@@ -137,17 +161,30 @@ def convert(
         keep_going=dry_run,
         from_list=from_list,
         classes_file=classes_file,
+        cut=cut,
     )
     if workers is None:
         workers = default_workers(plan.decodes)
-    if executor is not None or workers > 1:
+    if executor is not None or workers > 1 or update:
         plan = plan.with_bounds()  # workers need their boundaries up front
+    changes: Update | None = None
+    if update:
+        changes = plan_update(plan, dst_path, arguments, checksum=checksum)
+        if changes.changes.up_to_date:
+            if changes.changes.refreshed:
+                assert plan.mtimes is not None
+                refresh_mtimes(dst_path, plan.mtimes)
+            return up_to_date_report(dst_path, changes.changes, started)
 
     def run_shards(template: ShardJob, done: dict[int, ShardResult]) -> Iterator[ShardResult]:
         if plan.bounds is None:  # one process: cut by bytes while reading, no stat pass first
-            yield from run_inline(template, plan.samples_per_shard, progress, done, reusable)
+            yield from run_inline(template, progress, done, reusable)
         else:
-            yield from run_planned(plan, template, progress, done, workers, executor)
+            yield from run_planned(
+                plan, template, progress, done, workers, executor, reusable=can_reuse
+            )
+
+    can_reuse = (lambda record, job: True) if changes is not None else reusable
 
     scan = plan.scan
     if dry_run:
@@ -168,21 +205,27 @@ def convert(
     try:
         with Staging(dst_path, force=force, keep_partial=resume) as staging:
             template = plan.template(staging.path)
-            done = prepare_resume(
-                staging.path, template, [plan.created_by, plan.on_error, plan.ext_names]
-            )
+            if changes is not None:
+                link_reused(changes, staging.path)
+                done = dict(changes.reuse)
+            else:
+                done = prepare_resume(
+                    staging.path, template, [plan.created_by, plan.on_error, plan.ext_names]
+                )
             records = dict(done)
 
             def record(result: ShardResult) -> None:
                 nonlocal resumed
                 if records.get(result.shard) is result:
                     resumed += 1
-                else:
+                elif changes is None:
                     save_result(staging.path / RESUME_DIR, result)
 
             progress.start(len(scan), f"{scan.root.name} -> {plan.backend_name}")
             try:
-                collected = write_pack(staging.path, plan, run_shards(template, done), record)
+                collected = write_pack(
+                    staging.path, plan, run_shards(template, done), record, arguments=arguments
+                )
             finally:
                 progress.finish()
             pack_bytes = tree_bytes(staging.path)
@@ -193,6 +236,8 @@ def convert(
         dst_path, plan.backend_name, scan, collected, started, pack_bytes=pack_bytes
     )
     report.resumed_shards = resumed
+    if changes is not None:
+        report.update = changes.changes.to_dict()
     return report
 
 
@@ -204,9 +249,11 @@ def run_planned(
     workers: int,
     executor: cf.Executor | Any | None,
     shards: Iterable[int] | None = None,
+    reusable: Reusable = reusable,
 ) -> Iterator[ShardResult]:
     """Write the planned shards (all, or ``shards``) on ``executor``, a local pool of ``workers``
-    processes, or in this process; yield them in shard order."""
+    processes, or in this process; yield them in shard order (those in ``done`` that ``reusable``
+    accepts are not written again)."""
     jobs = plan.jobs(template, shards)
     if executor is not None:  # it schedules every shard itself; results come in shard order
         for result in run_on(
@@ -240,14 +287,19 @@ def write_pack(
     plan: Plan,
     results: Iterable[ShardResult],
     on_result: Callable[[ShardResult], None] | None = None,
+    *,
+    arguments: dict[str, Any] | None = None,
 ) -> Collected:
     """Index the shard results (in shard order) and write the manifest into ``root``, where the
-    data files already are. Shared by ``convert`` and ``pack merge``: the same results give the
-    same bytes."""
+    data files already are, and the update state (:mod:`packer.state`) when ``arguments`` (the
+    convert's, for ``pack status``) are given. Shared by ``convert`` and ``pack merge``: the
+    same results give the same bytes."""
     scan = plan.scan
     collected = Collected(
         len(scan.classes), skipped=list(scan.skipped), findings=list(scan.findings)
     )
+    state = StateRecorder()
+    results = _calling(state.add, results)
     if on_result is not None:
         results = _calling(on_result, results)
     index_results(
@@ -260,6 +312,7 @@ def write_pack(
     remove_strays(root, {d.name for d in collected.data_files})
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
     finish_pack(root, backend, _manifest(plan, collected, {}))
+    state.save(root, plan, arguments)
     return collected
 
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from packer.findings import duplicates_across_classes
-from packer.manifest import DataFile
+from packer.files import tree_bytes
+from packer.manifest import DataFile, Manifest
 from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
 from packer.scanner import Scan
 from packer.shards import ShardResult
+
+if TYPE_CHECKING:
+    from packer.update import Changes
 
 
 @dataclass
@@ -35,6 +39,8 @@ class ConvertReport:
     ignored: Omissions = field(default_factory=Omissions)
     warnings: list[Finding] = field(default_factory=list)
     dry_run: bool = False
+    #: with ``update``: what changed (:meth:`packer.update.Changes.to_dict`)
+    update: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +65,7 @@ class ConvertReport:
                 "files": [s.to_dict() for s in self.ignored.listed],
             },
             "warnings": [w.to_dict() for w in self.warnings],
+            **({"update": self.update} if self.update is not None else {}),
         }
 
 
@@ -134,4 +141,21 @@ def build_report(
         ignored=scan.ignored if scan is not None else Omissions(),
         warnings=collected.findings[:MAX_LISTED],
         dry_run=dry_run,
+    )
+
+
+def up_to_date_report(dst: Path, changes: Changes, started: float) -> ConvertReport:
+    """The report of an update that found nothing to do (the pack's own numbers)."""
+    manifest = Manifest.read(dst)
+    return ConvertReport(
+        path=dst,
+        backend=manifest.backend_name,
+        num_samples=manifest.num_samples,
+        num_classes=len(manifest.classes),
+        data_files=len(manifest.data_files),
+        payload_bytes=manifest.payload_bytes,
+        pack_bytes=tree_bytes(dst),
+        source_bytes=int(manifest.source.get("bytes", 0)),
+        seconds=time.perf_counter() - started,
+        update=changes.to_dict(),
     )

@@ -28,13 +28,12 @@ Reusable = Callable[[ShardResult | None, ShardJob], bool]
 
 def run_inline(
     template: ShardJob,
-    samples_per_shard: int | None,
     progress: Progress,
     done: dict[int, ShardResult],
     reusable: Reusable,
 ) -> Iterator[ShardResult]:
-    """Write shards one after another in this process, cutting each by bytes while reading (no
-    stat pass over the tree first)."""
+    """Write shards one after another in this process, each ended by the template's cut rule while
+    reading (no stat pass over the tree first)."""
     n = len(template.paths)
     position, shard = 0, 0
     while position < n:
@@ -45,8 +44,7 @@ def run_inline(
             result = record
         else:
             done.clear()  # boundaries from here on may differ: nothing later can be reused
-            stop = n if samples_per_shard is None else min(n, position + samples_per_shard)
-            result = write_shard(dataclasses.replace(job, stop=stop), progress.advance)
+            result = write_shard(dataclasses.replace(job, stop=n), progress.advance)
         position += result.consumed
         shard += 1
         yield result

@@ -96,6 +96,23 @@ class PathTable(Sequence[str]):
     def nbytes(self) -> int:
         return len(self._blob) + self._offsets.nbytes
 
+    def hashes(self) -> np.ndarray:
+        """A 64-bit hash of each path (uint64), a pure function of its bytes on every machine:
+        content-defined shard cuts and matching paths between two scans use it. Vectorised (a
+        polynomial over the bytes, then the SplitMix64 finaliser), a block of paths at a time."""
+        n = len(self)
+        out = np.empty(n, dtype=np.uint64)
+        raw = np.frombuffer(self._blob, dtype=np.uint8)
+        for a in range(0, n, _CHUNK):
+            b = min(n, a + _CHUNK)
+            starts = self._offsets[a:b] - self._offsets[a]
+            lengths = np.diff(self._offsets[a : b + 1])  # each path's bytes and its NUL
+            chunk = raw[self._offsets[a] : self._offsets[b]].astype(np.uint64) + np.uint64(1)
+            position = np.arange(len(chunk), dtype=np.int64) - np.repeat(starts, lengths)
+            chunk *= _powers(int(lengths.max()))[position]
+            out[a:b] = _mix(np.add.reduceat(chunk, starts))
+        return out
+
     def encoded(self) -> tuple[bytes, np.ndarray]:
         """(the paths back to back without terminators, uint64 offsets ``(n+1,)``): the plan's
         on-disk form."""
@@ -121,3 +138,29 @@ class PathTable(Sequence[str]):
             raise ValueError("a path contains NUL")
         with_nul = np.insert(raw, plain[1:], 0)
         return cls(with_nul.tobytes(), plain + np.arange(len(plain), dtype=np.int64))
+
+
+_PRIME = 0x100000001B3  # FNV-1a's 64-bit prime: odd, so every power is invertible mod 2**64
+_power_cache = np.ones(1, dtype=np.uint64)
+
+
+def _powers(count: int) -> np.ndarray:
+    """``_PRIME ** j mod 2**64`` for ``j < count`` (grown and kept as needed)."""
+    global _power_cache
+    if len(_power_cache) < count:
+        values, x = [], 1
+        for _ in range(max(count, 2 * len(_power_cache))):
+            values.append(x)
+            x = (x * _PRIME) & 0xFFFFFFFFFFFFFFFF
+        _power_cache = np.array(values, dtype=np.uint64)
+    return _power_cache
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit reaches every output bit."""
+    with np.errstate(over="ignore"):
+        z = z ^ (z >> np.uint64(30))
+        z = z * np.uint64(0xBF58476D1CE4E5B9)
+        z = z ^ (z >> np.uint64(27))
+        z = z * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))

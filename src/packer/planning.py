@@ -28,7 +28,15 @@ from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensio
 from packer.keys import split_name
 from packer.omissions import Finding, Omissions, Skipped
 from packer.pathtable import PathTable
-from packer.plan import DEFAULT_SHARD_SIZE, default_samples_per_shard, file_sizes, plan_shards
+from packer.plan import (
+    CUT_MODES,
+    DEFAULT_SHARD_SIZE,
+    CutRule,
+    cut_points,
+    default_samples_per_shard,
+    file_stats,
+    plan_shards,
+)
 from packer.registry import get_backend_class, make_backend, pixel_formats
 from packer.scanner import Scan, parse_extensions, scan_tree
 from packer.shards import ShardJob
@@ -65,6 +73,10 @@ class Plan:
     bounds: list[tuple[int, int]] | None = None
     #: the list file's name when samples came from ``--from-list`` (None: a folder tree)
     from_list: str | None = None
+    #: ``content`` (boundaries survive insertions) or ``fixed`` (every shard filled to the limit)
+    cut: str = "content"
+    #: each file's mtime_ns from the stat pass (with ``sizes``), for ``--update``'s state
+    mtimes: np.ndarray | None = None
 
     @property
     def created_by(self) -> dict[str, Any]:
@@ -78,6 +90,7 @@ class Plan:
             "max_pixels": self.max_pixels,
             "extensions": "*" if self.extensions is None else sorted(self.extensions),
             "symlinks": self.symlinks,
+            "cut": self.cut,
             **({"from_list": self.from_list} if self.from_list is not None else {}),
         }
 
@@ -102,22 +115,28 @@ class Plan:
             transform=self.transform,
             pixel_shape=self.pixel_shape,
             max_pixels=self.max_pixels,
-            byte_limit=self.shard_size,
+            cut=self.rule,
+            cut_points=self.cut_points(),
             full_keys=self.scan.full_keys,
             image_extensions=validated_extensions(self.extensions),
             dry_run=dry_run,
         )
 
+    @property
+    def rule(self) -> CutRule:
+        return CutRule(self.shard_size, self.samples_per_shard, content=self.cut == "content")
+
+    def cut_points(self) -> np.ndarray | None:
+        """Each sample's content-defined cut point (None for fixed cuts)."""
+        return cut_points(self.scan.paths.hashes()) if self.cut == "content" else None
+
     def with_bounds(self) -> Plan:
         """This plan with its shard boundaries, from one stat of every file."""
         if self.bounds is not None:
             return self
-        sizes = file_sizes(self.scan.root, self.scan.paths)
-        limit = self.shard_size
-        bounds = plan_shards(
-            sizes if limit is not None else None, len(sizes), limit, self.samples_per_shard
-        )
-        return dataclasses.replace(self, sizes=sizes, bounds=bounds)
+        sizes, mtimes = file_stats(self.scan.root, self.scan.paths)
+        bounds = plan_shards(sizes, len(sizes), self.rule, self.cut_points())
+        return dataclasses.replace(self, sizes=sizes, mtimes=mtimes, bounds=bounds)
 
     def jobs(self, template: ShardJob, shards: Iterable[int] | None = None) -> list[ShardJob]:
         """One job per planned shard (all, or those in ``shards``), cut from ``template``."""
@@ -125,7 +144,7 @@ class Plan:
         wanted = range(len(self.bounds)) if shards is None else shards
         return [
             dataclasses.replace(
-                template, shard=k, start=self.bounds[k][0], stop=self.bounds[k][1], byte_limit=None
+                template, shard=k, start=self.bounds[k][0], stop=self.bounds[k][1], cut=None
             )
             for k in wanted
         ]
@@ -227,6 +246,7 @@ class Plan:
                 extensions=None if extensions == "*" else frozenset(extensions),
                 symlinks=created["symlinks"],
                 from_list=created.get("from_list"),
+                cut=created.get("cut", "fixed"),
                 sizes=arrays["sizes"].astype(np.int64),
                 bounds=[(int(a), int(b)) for a, b in arrays["bounds"].tolist()],
             )
@@ -250,8 +270,12 @@ def _counter(counts: Mapping[str, int]) -> Any:
     return Counter({str(k): int(v) for k, v in counts.items()})
 
 
-def check_write_options(on_error: str, validate: str, samples_per_shard: int | None) -> None:
+def check_write_options(
+    on_error: str, validate: str, samples_per_shard: int | None, cut: str = "content"
+) -> None:
     """The options every way of writing a pack shares, checked before any work."""
+    if cut not in CUT_MODES:
+        raise UsageError(f"--cut {cut!r} must be one of: {', '.join(CUT_MODES)}")
     if on_error not in ON_ERROR_MODES:
         raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
     if validate not in VALIDATE_MODES:
@@ -276,11 +300,12 @@ def make_plan(
     keep_going: bool = False,
     from_list: str | os.PathLike[str] | None = None,
     classes_file: str | os.PathLike[str] | None = None,
+    cut: str = "content",
 ) -> Plan:
     """Check the options, scan SRC (or read ``from_list``, paths relative to SRC) and decide
     everything a convert will write (no stat pass: call :meth:`Plan.with_bounds` for the shard
     boundaries). Arguments as for ``convert``."""
-    check_write_options(on_error, validate, samples_per_shard)
+    check_write_options(on_error, validate, samples_per_shard, cut)
     limit = parse_bytes(shard_size) if shard_size is not None else None
     pixel_shape = _pixel_shape(get_backend_class(format), transform)
     backend = make_backend(format, options, pixel_shape)
@@ -321,6 +346,7 @@ def make_plan(
         extensions=wanted,
         symlinks=symlinks,
         from_list=None if from_list is None else Path(from_list).name,
+        cut=cut,
     )
 
 

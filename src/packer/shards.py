@@ -34,7 +34,7 @@ from packer.images import (
 from packer.keys import safe_relative, sample_key
 from packer.manifest import DataFile
 from packer.omissions import Finding, Skipped
-from packer.plan import stat_size
+from packer.plan import CutRule, stat_size
 from packer.registry import make_backend
 
 if TYPE_CHECKING:
@@ -58,11 +58,12 @@ class ShardJob:
     transform: dict[str, Any] | None = None
     pixel_shape: tuple[int, int, int] | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    #: write paths[start:stop]; with byte_limit, stop early before the sample that would take the
-    #: shard's source bytes over it (the same greedy rule as plan_shards, decided while reading)
+    #: write paths[start:stop]; with ``cut``, end the shard where that rule says (the rule
+    #: plan_shards applies, decided while reading; ``cut_points`` are the plan's, by position)
     start: int = 0
     stop: int | None = None
-    byte_limit: int | None = None
+    cut: CutRule | None = None
+    cut_points: np.ndarray | None = None
     #: paths whose key keeps the extension (names differing only by extension)
     full_keys: frozenset[str] = frozenset()
     #: lower-case extensions of files that are images and so validated; others are plain bytes
@@ -100,6 +101,11 @@ class ShardResult:
     #: for dataset jobs: the extension names ``extension_ids`` index (the driver maps them to the
     #: pack's table); None when the ids are the plan's
     ext_names: list[str] | None = None
+    #: per consumed sample (skipped ones included): the source file's size, mtime_ns (from the
+    #: fstat of the read) and CRC-32 of its bytes (0 if unreadable): ``--update``'s change check
+    source_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    source_mtimes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    source_crc32: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
 
     def to_record(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(arrays for an ``.npz``, everything else as JSON-ready values)."""
@@ -126,6 +132,8 @@ class ShardResult:
         """The inverse of :meth:`to_record`; raises KeyError/TypeError/ValueError on a bad record."""
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
+            if f.name.startswith("source_") and f.name not in arrays and f.name not in info:
+                continue  # a record from before these were kept: the default (empty)
             if f.name in arrays:
                 raw = arrays[f.name]
                 values[f.name] = raw.tobytes() if f.name == "key_blob" else raw
@@ -144,16 +152,22 @@ class ShardResult:
 
 def read_file(path: str) -> bytes:
     """Whole-file read with three syscalls; ~2x faster than ``open().read()`` on small files."""
+    return read_file_stat(path)[0]
+
+
+def read_file_stat(path: str) -> tuple[bytes, int]:
+    """A file's bytes and the mtime_ns of what was read (one fstat of the same descriptor)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         data = os.read(fd, size + 1)  # one byte more than expected reveals a file still growing
         if len(data) <= size:
-            return data
+            return data, st.st_mtime_ns
         chunks = [data]
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), st.st_mtime_ns
     finally:
         os.close(fd)
 
@@ -184,10 +198,14 @@ def write_shard(
     payload_bytes = 0
     start = job.start
     stop = len(job.paths) if job.stop is None else job.stop
-    byte_limit = job.byte_limit
+    cut = job.cut
+    points = job.cut_points
+    content_cut = cut is not None and cut.content and points is not None
+    end_here = False
     planned_bytes = 0
     consumed = stop - start
     offsets, lengths, crcs = array("Q"), array("Q"), array("I")
+    source_sizes, source_mtimes, source_crcs = array("q"), array("q"), array("I")
     kept = np.zeros(stop - start, dtype=bool)
     key_blob = bytearray()
     key_lengths = array("I")
@@ -206,11 +224,17 @@ def write_shard(
     items = _file_items(job, start, stop) if job.dataset is None else _dataset_items(job, stop)
     with writer:
         add = writer.add
-        for i, (rel, where, key, ext, label, data, size, reason) in enumerate(items):
-            if byte_limit is not None and i and planned_bytes + size > byte_limit:
+        for i, (rel, where, key, ext, label, data, size, mtime, reason) in enumerate(items):
+            if cut is not None and (end_here or cut.full(i, planned_bytes, size)):
                 consumed = i  # this sample opens the next shard
                 break
             planned_bytes += size
+            if content_cut:
+                end_here = cut.ends(i + 1, planned_bytes, size, points[start + i])  # type: ignore
+            source_sizes.append(size)
+            source_mtimes.append(mtime)
+            source_crcs.append(crc32(data) if reason is None else 0)
+            source_crc = source_crcs[-1]
             if reason is None and validate != "none" and ext.lower() in images:
                 reason = check_image(data, validate, job.max_pixels)
                 signature = signatures.get(ext.lower())
@@ -242,7 +266,7 @@ def write_shard(
             offset, length = add(key, ext, label, data)
             offsets.append(offset)
             lengths.append(length)
-            crcs.append(crc32(data))
+            crcs.append(crc32(data) if transform is not None else source_crc)
             kept[i] = True
             encoded = key.encode("utf-8", "surrogateescape")
             key_blob += encoded
@@ -302,12 +326,15 @@ def write_shard(
         planned_bytes=planned_bytes,
         findings=findings,
         ext_names=None if local_exts is None else list(local_exts),
+        source_sizes=np.frombuffer(source_sizes, dtype=np.int64)[:consumed].copy(),
+        source_mtimes=np.frombuffer(source_mtimes, dtype=np.int64)[:consumed].copy(),
+        source_crc32=np.frombuffer(source_crcs, dtype=np.uint32)[:consumed].copy(),
     )
 
 
-Item = tuple[str, str, str, str, int, bytes, int, str | None]
+Item = tuple[str, str, str, str, int, bytes, int, int, str | None]
 """(name for the skipped list, where for errors, key, extension, label, bytes, source size,
-reason it cannot be packed or None)"""
+source mtime_ns, reason it cannot be packed or None)"""
 
 
 def _file_items(job: ShardJob, start: int, stop: int) -> Iterator[Item]:
@@ -317,22 +344,22 @@ def _file_items(job: ShardJob, start: int, stop: int) -> Iterator[Item]:
     for rel, label in _rows(job, start, stop):
         reason: str | None = None
         try:
-            data = read_file(root + rel)
+            data, mtime = read_file_stat(root + rel)
             size = len(data)
         except OSError as exc:
-            data, reason = b"", f"cannot read ({exc.strerror}); check its permissions"
+            data, mtime, reason = b"", 0, f"cannot read ({exc.strerror}); check its permissions"
             size = stat_size(root + rel)
         key, _, ext = rel.rpartition(".")
         if "/" in ext or not key or key[-1] == "/" or (full_keys and rel in full_keys):
             key, ext = sample_key(rel, rel in full_keys)  # rare: no extension, or kept
-        yield rel, root + rel, key, ext, label, data, size, reason
+        yield rel, root + rel, key, ext, label, data, size, mtime, reason
 
 
 def _dataset_items(job: ShardJob, stop: int) -> Iterator[Item]:
     """Samples from ``job.dataset`` (``convert_samples``); a malformed item is a UsageError."""
     for i in range(job.start, stop):
         key, label, data, ext = sample_fields(job.dataset[i], i)
-        yield key, f"sample {i} ({key})", key, ext, label, data, len(data), None
+        yield key, f"sample {i} ({key})", key, ext, label, data, len(data), 0, None
 
 
 def sample_fields(item: Any, i: int) -> tuple[str, int, bytes, str]:
@@ -413,4 +440,5 @@ def compact_job(job: ShardJob) -> ShardJob:
         extension_ids=job.extension_ids[a:b],
         start=0,
         stop=None,
+        cut_points=None if job.cut is None else job.cut_points,
     )

@@ -9,6 +9,8 @@ leftover, which the next run removes once no live process owns it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import shutil
 import types
@@ -23,6 +25,26 @@ _OWNER = ".packer-owner"
 
 def partial_path(dst: Path) -> Path:
     return dst.parent / f".{dst.name}.packer-partial"
+
+
+def old_path(dst: Path) -> Path:
+    return dst.parent / f".{dst.name}.packer-old"
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``), so that a
+    replaced DST is never missing, not even for an instant. False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # a filesystem or kernel without it
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -101,6 +123,9 @@ class Staging:
         return self
 
     def _clear_stale(self) -> None:
+        old = old_path(self.dst)
+        if old.exists() and not self.dst.exists():  # killed mid-swap (no RENAME_EXCHANGE)
+            os.rename(old, self.dst)
         if not self.path.exists():
             return
         with contextlib.suppress(OSError, ValueError):
@@ -120,9 +145,14 @@ class Staging:
         if self.dst.exists():
             # may have appeared meanwhile
             check_destination(self.dst, force=self.force, marker=self.marker)
-            old = self.dst.parent / f".{self.dst.name}.packer-old"
+            if exchange(self.path, self.dst):  # the staging name now holds the old pack
+                fsync_dir(self.dst.parent)
+                self._committed = True
+                shutil.rmtree(self.path, ignore_errors=True)
+                return
+            old = old_path(self.dst)
             shutil.rmtree(old, ignore_errors=True)
-            os.rename(self.dst, old)
+            os.rename(self.dst, old)  # a kill here leaves old: the next run puts it back
         os.rename(self.path, self.dst)
         fsync_dir(self.dst.parent)
         self._committed = True

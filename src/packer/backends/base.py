@@ -234,6 +234,13 @@ class Backend(ABC, Generic[OptionsT]):
         """
         return True
 
+    @property
+    def labels_in_data(self) -> bool:
+        """True when the data files hold the labels (so a shard whose labels shift, as when a
+        class is added before its own, must be written again by ``--update``). Default: True,
+        the safe answer for a plugin that does not say."""
+        return True
+
     def data_file_name(self, shard: int) -> str:
         return f"shard-{shard:05d}.{self.suffix}"
 

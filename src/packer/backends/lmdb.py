@@ -165,6 +165,10 @@ class LmdbBackend(Backend[LmdbOptions]):
     options_class = LmdbOptions
 
     @property
+    def labels_in_data(self) -> bool:
+        return False
+
+    @property
     def raw_ranges(self) -> bool:
         return False
 

@@ -77,6 +77,10 @@ class MemmapBackend(Backend[NoOptions]):
     suffix = "bin"
     stores_pixels = True
 
+    @property
+    def labels_in_data(self) -> bool:
+        return False
+
     def data_file_name(self, shard: int) -> str:
         return f"shard-{shard:05d}.{'npy' if self.pixel_shape else 'bin'}"
 

@@ -123,6 +123,10 @@ class TarBackend(Backend[TarOptions]):
     suffix = "tar"
     options_class = TarOptions
 
+    @property
+    def labels_in_data(self) -> bool:
+        return self.options.labels == "member"
+
     def open_writer(self, path: Path) -> ShardWriter:
         return TarWriter(path, self.options)
 

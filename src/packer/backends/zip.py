@@ -94,6 +94,10 @@ class ZipBackend(Backend[ZipOptions]):
     options_class = ZipOptions
 
     @property
+    def labels_in_data(self) -> bool:
+        return False
+
+    @property
     def raw_ranges(self) -> bool:
         return self.options.compression == "stored"
 

@@ -1,0 +1,110 @@
+"""The update state: a sidecar in the pack folder that lets ``pack convert --update`` and
+``pack status`` see what changed in SRC without reading the pack's data.
+
+``DST/.packer-state/`` holds the plan the pack was written from (paths, labels, sizes, shard
+boundaries: :meth:`packer.planning.Plan.save`), each source file's mtime_ns and CRC-32 as read, each
+shard's record (its data file, what it skipped and found) and the options the convert was given.
+It is not part of the pack: the manifest does not list it, ``verify`` ignores it, readers never
+open it, and deleting it only makes the next ``--update`` a full rebuild. Arrays are ``.npy``
+loaded with ``allow_pickle=False``; the rest is JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packer.errors import PackError
+from packer.files import write_file_synced
+from packer.planning import Plan
+from packer.shards import ShardResult
+
+STATE_DIR = ".packer-state"
+STATE_FORMAT = "packer-update-state-v1"
+
+
+@dataclass
+class PackState:
+    """What a pack was written from, as the update needs it."""
+
+    plan: Plan  # with bounds and sizes
+    mtimes: np.ndarray  # int64 per plan sample
+    crc32: np.ndarray  # uint32 per plan sample (of the source bytes)
+    shards: list[dict[str, Any]]  # each shard's ShardResult record without its arrays
+    arguments: dict[str, Any]  # the convert's own arguments (see packer.update.recorded)
+
+
+class StateRecorder:
+    """Gathers what the state needs from the shard results as they are indexed."""
+
+    def __init__(self) -> None:
+        self.shards: list[dict[str, Any]] = []
+        self.sizes: list[np.ndarray] = []
+        self.mtimes: list[np.ndarray] = []
+        self.crc32: list[np.ndarray] = []
+        self.complete = True
+
+    def add(self, result: ShardResult) -> None:
+        arrays, info = result.to_record()
+        self.shards.append(info)
+        if len(result.source_mtimes) != result.consumed:
+            self.complete = False  # e.g. a part written by an older packer: no state then
+        self.sizes.append(result.source_sizes)
+        self.mtimes.append(result.source_mtimes)
+        self.crc32.append(result.source_crc32)
+
+    def save(self, root: Path, plan: Plan, arguments: dict[str, Any] | None) -> None:
+        """Write the state into the pack folder ``root`` (before it is committed)."""
+        if not self.complete or arguments is None:
+            return
+        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int64)
+        if len(sizes) != len(plan.scan):
+            return
+        bounds = [(int(s["start"]), int(s["start"]) + int(s["consumed"])) for s in self.shards]
+        full = dataclasses.replace(plan, sizes=sizes, bounds=bounds)
+        folder = root / STATE_DIR
+        shutil.rmtree(folder, ignore_errors=True)
+        full.save(folder / "plan")
+        np.save(folder / "mtimes.npy", np.concatenate(self.mtimes).astype("<i8"), allow_pickle=False)
+        np.save(folder / "crc32.npy", np.concatenate(self.crc32).astype("<u4"), allow_pickle=False)
+        document = {"format": STATE_FORMAT, "shards": self.shards, "arguments": arguments}
+        write_file_synced(
+            folder / "state.json", (json.dumps(document, sort_keys=True) + "\n").encode()
+        )
+
+
+def load_state(dst: Path) -> PackState | None:
+    """The state of the pack at ``dst``, or None if it has none (or a damaged one)."""
+    folder = dst / STATE_DIR
+    if not (folder / "state.json").is_file():
+        return None
+    try:
+        document = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        if document.get("format") != STATE_FORMAT:
+            return None
+        plan, _ = Plan.load(folder / "plan")
+        mtimes = np.load(folder / "mtimes.npy", allow_pickle=False).astype(np.int64)
+        crc32 = np.load(folder / "crc32.npy", allow_pickle=False).astype(np.uint32)
+        shards = list(document["shards"])
+        if not len(mtimes) == len(crc32) == len(plan.scan) or plan.bounds is None:
+            return None
+        if len(shards) != len(plan.bounds):
+            return None
+        return PackState(plan, mtimes, crc32, shards, dict(document["arguments"]))
+    except (OSError, ValueError, KeyError, TypeError, PackError):
+        return None
+
+
+def refresh_mtimes(dst: Path, mtimes: np.ndarray) -> None:
+    """Record new mtimes of unchanged files (``--checksum`` found the same contents), atomically;
+    the pack itself is not touched."""
+    path = dst / STATE_DIR / "mtimes.npy"
+    tmp = path.with_name(".mtimes.tmp.npy")
+    np.save(tmp, mtimes.astype("<i8"), allow_pickle=False)
+    tmp.replace(path)

@@ -1,0 +1,365 @@
+"""What changed in SRC since its pack was written, and which of the pack's shards survive it.
+
+``pack convert --update`` and ``pack status`` compare a fresh plan of SRC (one scan and one stat of
+every file) with the update state the pack keeps beside its data (:mod:`packer.state`). A file is
+unchanged when it has the same path, class, size and mtime_ns (``checksum``: the same size and
+CRC-32 of its bytes, whatever its mtime). A shard of the new plan is reused when an old shard held
+exactly its samples, all unchanged (and, for formats that store labels in their data files, with
+the same labels): its data file is linked into the new pack and its index rows are taken from the
+old index. Everything else is written as a fresh convert would write it, so the result is
+byte-identical to one. Content-defined shard cuts (:mod:`packer.plan`) keep the shards an insertion
+or a removal touches to about two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packer._version import __version__
+from packer.index import Index
+from packer.manifest import MANIFEST_NAME, DataFile, Manifest
+from packer.omissions import Finding, Skipped
+from packer.planning import Plan, make_plan
+from packer.registry import DEFAULT_FORMAT, make_backend
+from packer.shards import ShardResult, read_file
+from packer.state import PackState, load_state
+
+#: The convert arguments an update compares (a change means a full rebuild). The shard limits are
+#: not among them: changing those re-cuts the shards, and any that come out the same are reused.
+COMPARED = (
+    "format",
+    "options",
+    "on_error",
+    "validate",
+    "extensions",
+    "symlinks",
+    "transform",
+    "max_pixels",
+    "from_list",
+    "classes_file",
+    "cut",
+)
+
+
+def recorded_arguments(**arguments: Any) -> dict[str, Any]:
+    """The convert's arguments as the state keeps them (JSON; a transform as its dict, list files
+    as absolute paths), so that ``pack status`` can plan SRC the way the pack was made."""
+    out: dict[str, Any] = {}
+    for name, value in sorted(arguments.items()):
+        if name == "transform" and value is not None:
+            value = value.to_dict()
+        elif name in ("from_list", "classes_file") and value is not None:
+            value = str(Path(value).absolute())
+        elif name == "extensions" and value is not None and not isinstance(value, str):
+            value = sorted(value)
+        elif name == "options":
+            value = dict(value or {})
+        out[name] = value
+    return out
+
+
+@dataclass
+class Changes:
+    """What ``pack status`` reports (``to_dict`` is its ``--json``)."""
+
+    up_to_date: bool
+    rebuild: str | None = None  # why every shard is written again, if so
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    refreshed: int = 0  # same contents, new mtimes (found by ``checksum``)
+    classes_added: list[str] = field(default_factory=list)
+    classes_removed: list[str] = field(default_factory=list)
+    shards: int = 0
+    rewrite: list[int] = field(default_factory=list)
+    fingerprint: str = ""
+    checksum: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "up_to_date": self.up_to_date,
+            "rebuild": self.rebuild,
+            "files": {"added": self.added, "changed": self.changed, "removed": self.removed},
+            "refreshed_timestamps": self.refreshed,
+            "classes": {"added": self.classes_added, "removed": self.classes_removed},
+            "shards": {"total": self.shards, "to_rewrite": len(self.rewrite)},
+            "fingerprint": self.fingerprint,
+            "checksum": self.checksum,
+        }
+
+    def summary(self) -> str:
+        """One line for a person."""
+        if self.up_to_date:
+            note = f" ({self.refreshed} timestamps refreshed)" if self.refreshed else ""
+            return f"up to date{note}"
+        if self.rebuild is not None:
+            return f"stale: {self.rebuild}; all {self.shards} shard(s) to write"
+        parts = [f"{self.added} added", f"{self.changed} changed", f"{self.removed} removed"]
+        if self.classes_added:
+            parts.append(f"classes added: {', '.join(self.classes_added)}")
+        if self.classes_removed:
+            parts.append(f"classes removed: {', '.join(self.classes_removed)}")
+        return (
+            f"stale: {', '.join(parts)}; {len(self.rewrite)} of {self.shards} shard(s) to rewrite"
+        )
+
+
+@dataclass
+class Update:
+    """The plan of an update: which new shards come from which old data files."""
+
+    plan: Plan
+    changes: Changes
+    reuse: dict[int, ShardResult] = field(default_factory=dict)
+    links: dict[int, Path] = field(default_factory=dict)  # new shard -> old data file
+
+
+def plan_update(
+    plan: Plan, dst: Path, arguments: Mapping[str, Any], *, checksum: bool = False
+) -> Update:
+    """Compare SRC (``plan``, with bounds) with the pack at ``dst`` (which may not exist)."""
+    assert plan.bounds is not None and plan.sizes is not None and plan.mtimes is not None
+    crcs = file_crcs(plan.scan.root, plan.scan.paths) if checksum else None
+    changes = Changes(
+        up_to_date=False,
+        shards=len(plan.bounds),
+        rewrite=list(range(len(plan.bounds))),
+        fingerprint=fingerprint(plan, crcs),
+        checksum=checksum,
+    )
+    update = Update(plan, changes)
+    state = load_state(dst) if (dst / MANIFEST_NAME).is_file() else None
+    changes.rebuild = _rebuild_reason(dst, state, arguments)
+    if state is None or changes.rebuild is not None:
+        changes.added = len(plan.scan)
+        return update
+    old = state.plan
+    assert old.bounds is not None and old.sizes is not None
+    new_hashes, old_hashes = plan.scan.paths.hashes(), old.scan.paths.hashes()
+    old_pos = _match(old_hashes, new_hashes)
+    found = old_pos >= 0
+    class_map = _positions(old.scan.classes, plan.scan.classes)
+    same = np.zeros(len(plan.scan), dtype=bool)
+    at = old_pos[found]
+    unchanged = (
+        (old.sizes[at] == plan.sizes[found])
+        & (class_map[old.scan.labels[at]] == plan.scan.labels[found])
+        & (_full_key_flags(old, old_hashes)[at] == _full_key_flags(plan, new_hashes)[found])
+    )
+    if crcs is not None:
+        unchanged &= state.crc32[at] == crcs[found]
+        changes.refreshed = int((unchanged & (state.mtimes[at] != plan.mtimes[found])).sum())
+    else:
+        unchanged &= state.mtimes[at] == plan.mtimes[found]
+    same[found] = unchanged
+    changes.added = int((~found).sum())
+    changes.removed = len(old.scan) - int(found.sum())
+    changes.changed = int(found.sum()) - int(unchanged.sum())
+    changes.classes_added = [c for c in plan.scan.classes if c not in set(old.scan.classes)]
+    changes.classes_removed = [c for c in old.scan.classes if c not in set(plan.scan.classes)]
+    manifest = Manifest.read(dst)
+    _reuse_shards(update, state, manifest, dst, old_pos, same)
+    changes.rewrite = [k for k in range(len(plan.bounds)) if k not in update.reuse]
+    changes.up_to_date = (
+        not changes.rewrite
+        and changes.added == changes.removed == changes.changed == 0
+        and bool((old_pos == np.arange(len(old_pos))).all())
+        and _described(old) == _described(plan)
+        and manifest.data_files == [r.data_file for r in update.reuse.values()]
+    )
+    return update
+
+
+def _rebuild_reason(dst: Path, state: PackState | None, arguments: Mapping[str, Any]) -> str | None:
+    if not (dst / MANIFEST_NAME).is_file():
+        return f"{dst} holds no pack yet"
+    if state is None:
+        return "the pack has no update state (written by an older packer, or removed)"
+    if state.plan.created_by.get("version") != __version__:
+        return f"the pack was written by packer {state.plan.created_by.get('version')}"
+    differ = [n for n in COMPARED if state.arguments.get(n) != arguments.get(n)]
+    if differ:
+        return f"options changed ({', '.join(differ)})"
+    return None
+
+
+def _reuse_shards(
+    update: Update,
+    state: PackState,
+    manifest: Manifest,
+    dst: Path,
+    old_pos: np.ndarray,
+    same: np.ndarray,
+) -> None:
+    """Fill ``update.reuse`` and ``update.links`` with the new shards an old one already holds."""
+    plan, old = update.plan, state.plan
+    assert plan.bounds is not None and old.bounds is not None
+    backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
+    starts = {a: j for j, (a, _) in enumerate(old.bounds)}
+    rows = np.concatenate([[0], np.cumsum([f.num_samples for f in manifest.data_files])])
+    if len(manifest.data_files) != len(old.bounds):
+        return
+    class_map = _positions(old.scan.classes, plan.scan.classes)
+    ext_map = _positions(manifest.extensions, plan.ext_names)
+    index = Index(dst, manifest)
+    try:
+        for k, (a, b) in enumerate(plan.bounds):
+            j = starts.get(int(old_pos[a]))
+            if j is None:
+                continue
+            oa, ob = old.bounds[j]
+            info = state.shards[j]
+            data_file = DataFile(**info["data_file"])
+            source = dst / data_file.name
+            if not (
+                ob - oa == b - a
+                and (old_pos[a:b] == np.arange(oa, ob)).all()
+                and same[a:b].all()
+                and (
+                    not backend.labels_in_data
+                    or (plan.scan.labels[a:b] == old.scan.labels[oa:ob]).all()
+                )
+                and plan.scan.paths[a:b] == old.scan.paths[oa:ob]
+                and data_file == manifest.data_files[j]
+                and _has_size(source, data_file.bytes)
+            ):
+                continue
+            r0, r1 = int(rows[j]), int(rows[j + 1])
+            locations = np.array(index.locations[r0:r1])
+            locations[:, 0] = k
+            key_offsets = np.asarray(index.key_offsets[r0 : r1 + 1], dtype=np.uint64)
+            blob = index.keys_blob()
+            update.reuse[k] = ShardResult(
+                shard=k,
+                data_file=DataFile(
+                    backend.data_file_name(k), data_file.num_samples, data_file.bytes,
+                    data_file.sha256,
+                ),
+                labels=class_map[np.asarray(index.labels[r0:r1])].astype(np.int32),
+                locations=locations,
+                crc32=np.array(index.crc32[r0:r1]),
+                extension_ids=ext_map[np.asarray(index.extension[r0:r1])].astype(np.uint16),
+                key_blob=bytes(blob[int(key_offsets[0]) : int(key_offsets[-1])]),
+                key_lengths=np.diff(key_offsets).astype(np.uint32),
+                skipped=[Skipped(**x) for x in info["skipped"]],
+                findings=[Finding(**x) for x in info["findings"]],
+                source_bytes=int(info["source_bytes"]),
+                payload_bytes=int(info["payload_bytes"]),
+                start=a,
+                consumed=b - a,
+                planned_bytes=int(info["planned_bytes"]),
+                source_sizes=plan.sizes[a:b].copy() if plan.sizes is not None else plan.sizes,
+                source_mtimes=(
+                    plan.mtimes[a:b].copy() if plan.mtimes is not None else plan.mtimes
+                ),
+                source_crc32=state.crc32[oa:ob].copy(),
+            )  # fmt: skip
+            update.links[k] = source
+    finally:
+        index.close()
+
+
+def link_reused(update: Update, staging: Path) -> None:
+    """Put each reused data file into the staging folder under its new name: a hard link (no copy,
+    the old pack stays intact until the commit), or a copy where links are not possible."""
+    for k, source in sorted(update.links.items()):
+        target = staging / update.reuse[k].data_file.name
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+
+
+def _match(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """For each new path hash, the old position holding the same hash, or -1."""
+    if not len(old):
+        return np.full(len(new), -1, dtype=np.int64)
+    order = np.argsort(old, kind="stable")
+    ordered = old[order]
+    at = np.minimum(np.searchsorted(ordered, new), len(ordered) - 1)
+    return np.where(ordered[at] == new, order[at], -1).astype(np.int64)
+
+
+def _positions(old: Sequence[str], new: Sequence[str]) -> np.ndarray:
+    """Where each old name is among the new ones (-1: gone)."""
+    where = {name: i for i, name in enumerate(new)}
+    return np.array([where.get(name, -1) for name in old] or [0], dtype=np.int64)
+
+
+def _full_key_flags(plan: Plan, hashes: np.ndarray) -> np.ndarray:
+    """True for the samples whose key keeps its extension (a name clash): that changes the key."""
+    flags = np.zeros(len(hashes), dtype=bool)
+    if plan.scan.full_keys:
+        from packer.pathtable import PathTable
+
+        wanted = PathTable.from_strings(sorted(plan.scan.full_keys)).hashes()
+        flags[np.isin(hashes, wanted)] = True
+    return flags
+
+
+def _described(plan: Plan) -> dict[str, Any]:
+    """What the manifest records about the scan and the options (not where SRC is)."""
+    document = plan._document()
+    document.pop("root")
+    return document
+
+
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+def file_crcs(root: Path, paths: Sequence[str]) -> np.ndarray:
+    """CRC-32 of each file's bytes (0 where unreadable), for ``checksum``."""
+    prefix = os.fspath(root) + os.sep
+    out = np.zeros(len(paths), dtype=np.uint32)
+    for i, rel in enumerate(paths):
+        try:
+            out[i] = zlib.crc32(read_file(prefix + rel))
+        except OSError:
+            continue
+    return out
+
+
+def fingerprint(plan: Plan, crcs: np.ndarray | None) -> str:
+    """sha256 naming SRC's samples as this plan sees them: classes, paths, labels, sizes and
+    mtimes (with ``crcs``: their contents' CRC-32 instead, the same on a fresh checkout)."""
+    assert plan.sizes is not None and plan.mtimes is not None
+    h = hashlib.sha256(json.dumps(plan.scan.classes).encode("utf-8", "surrogateescape"))
+    blob, offsets = plan.scan.paths.encoded()
+    h.update(blob)
+    for part in (offsets, plan.scan.labels, plan.sizes):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update(b"crc32" if crcs is not None else b"mtime_ns")
+    h.update((crcs if crcs is not None else plan.mtimes).tobytes())
+    return h.hexdigest()
+
+
+def status(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, checksum: bool = False
+) -> Changes:
+    """Is the pack at ``dst`` up to date with ``src``? SRC is planned with the options the pack
+    was made with (the defaults if there is no pack or no state)."""
+    dst_path = Path(dst)
+    state = load_state(dst_path) if (dst_path / MANIFEST_NAME).is_file() else None
+    arguments: dict[str, Any] = dict(state.arguments) if state is not None else {}
+    planned = {k: v for k, v in arguments.items() if k != "format"}
+    if planned.get("transform") is not None:
+        from packer.transforms import Transform
+
+        planned["transform"] = Transform.from_dict(planned["transform"])
+    plan = make_plan(src, arguments.get("format", DEFAULT_FORMAT), **planned).with_bounds()
+    return plan_update(plan, dst_path, arguments, checksum=checksum).changes
