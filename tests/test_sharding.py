@@ -106,7 +106,9 @@ def test_plan_rule(
     for a, b in bounds[:-1]:  # a shard ends when the next sample does not fit, or at a content cut
         over_count = count is not None and b + 1 - a > count
         over_bytes = limit is not None and arr[a : b + 1].sum() > limit
-        by_content = content and rule.ends(b - a, int(arr[a:b].sum()), int(arr[b - 1]), points[b - 1])
+        by_content = content and rule.ends(
+            b - a, int(arr[a:b].sum()), int(arr[b - 1]), points[b - 1]
+        )
         assert over_count or over_bytes or by_content, (a, b)
         if by_content:  # never before the shard is a third full
             assert (count is not None and 3 * (b - a) >= count) or (

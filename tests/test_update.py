@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from packer import convert, open_pack, status
+from packer.api import convert_part, merge, save_plan
 from packer.cli import app
 from packer.conversion_report import ConvertReport
 from packer.errors import EXIT_PROBLEMS_FOUND, EXIT_SOURCE
@@ -99,7 +101,7 @@ def test_one_file_added_changed_removed_rewrites_at_most_two_shards(
     changed = big_tree / "class13" / "00042.png"
     removed = big_tree / "class3" / "02900.png"
     kept = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (changed, removed)}
-    steps = [
+    steps: list[Callable[[], object]] = [
         lambda: added.write_bytes(_png(7)),
         lambda: changed.write_bytes(_png(99)),
         removed.unlink,
@@ -299,3 +301,18 @@ def test_a_killed_update_leaves_the_previous_pack(tmp_path: Path, where: str) ->
     assert _written(convert(src, dst, "tar", samples_per_shard=64, update=True)) >= 1
     assert tree_digest(dst) == _fresh(src, tmp_path, "tar", samples_per_shard=64)
     assert not partial_path(dst).exists()
+
+
+def test_a_merged_pack_updates_like_a_converted_one(tmp_path: Path) -> None:
+    src = _small_tree(tmp_path / "src")
+    save_plan(src, tmp_path / "plan", "parquet", samples_per_shard=64)
+    parts = [tmp_path / f"part-{i}" for i in range(2)]
+    for i, part in enumerate(parts):
+        convert_part(tmp_path / "plan", f"{i}/2", part)
+    dst = merge(tmp_path / "plan", parts, tmp_path / "out.pack").path
+    assert tree_digest(dst) == _fresh(src, tmp_path, "parquet", samples_per_shard=64)
+    (src / "class3" / "00007.png").write_bytes(_png(50))
+    report = convert(src, dst, "parquet", samples_per_shard=64, update=True)
+    assert report.update is not None and report.update["rebuild"] is None
+    assert _written(report) == 1
+    assert tree_digest(dst) == _fresh(src, tmp_path, "parquet", samples_per_shard=64)

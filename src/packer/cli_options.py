@@ -27,9 +27,7 @@ ShardSizeOpt = Annotated[
         "mid-size tree in about 16 or more shards)."
     ),
 ]
-SamplesPerShardOpt = Annotated[
-    int | None, typer.Option(help="Data files of at most N samples.")
-]
+SamplesPerShardOpt = Annotated[int | None, typer.Option(help="Data files of at most N samples.")]
 CutOpt = Annotated[
     str,
     typer.Option(

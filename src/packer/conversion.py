@@ -132,7 +132,7 @@ def convert(
     if checksum and not update:
         raise UsageError("--checksum goes with --update (or `pack status`)")
     arguments = recorded_arguments(
-        format=format, options=options, shard_size=shard_size,
+        format, options=options, shard_size=shard_size,
         samples_per_shard=samples_per_shard, on_error=on_error, validate=validate,
         extensions=extensions, symlinks=symlinks, transform=transform, max_pixels=max_pixels,
         from_list=from_list, classes_file=classes_file, cut=cut,

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from packer.findings import duplicates_across_classes
 from packer.files import tree_bytes
+from packer.findings import duplicates_across_classes
 from packer.manifest import DataFile, Manifest
 from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
 from packer.scanner import Scan

@@ -38,10 +38,12 @@ from packer.progress import NoProgress, Progress
 from packer.resume import RESUME_DIR, load_results, prepare_resume, save_result
 from packer.shards import ShardResult
 from packer.staging import Staging, partial_path
+from packer.update import recorded_arguments
 
 PART_FILE = "part.json"
 PART_FORMAT = "packer-part-v1"
 RECORDS_DIR = "records"
+ARGUMENTS = "arguments.json"  # in a plan folder: the convert arguments, for the update state
 #: Libraries whose version shapes the bytes of a pack (and packer itself).
 _VERSIONED = ("numpy", "pillow", "h5py", "lmdb", "pyarrow")
 
@@ -158,7 +160,12 @@ def merge(
                     progress.advance(1, result.data_file.bytes)
             finally:
                 progress.finish()
-            collected = write_pack(staging.path, plan, (found[k][1] for k in range(len(found))))
+            collected = write_pack(
+                staging.path,
+                plan,
+                (found[k][1] for k in range(len(found))),
+                arguments=_arguments(Path(plan_dir)),
+            )
             pack_bytes = tree_bytes(staging.path)
             staging.commit()
     except OSError as exc:
@@ -166,6 +173,15 @@ def merge(
     return build_report(
         dst_path, plan.backend_name, plan.scan, collected, started, pack_bytes=pack_bytes
     )
+
+
+def _arguments(plan_dir: Path) -> dict[str, Any] | None:
+    """The convert arguments ``pack plan`` recorded (None from an older packer: no state then)."""
+    try:
+        document = json.loads((plan_dir / ARGUMENTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _check_parts(
@@ -272,6 +288,8 @@ def save_plan(
     if folder.exists():
         shutil.rmtree(folder)
     digest = plan.save(folder)
+    arguments = recorded_arguments(format, **options)  # for the merged pack's update state
+    write_file_synced(folder / ARGUMENTS, (json.dumps(arguments, sort_keys=True) + "\n").encode())
     assert plan.bounds is not None
     return {
         "plan": str(folder),

@@ -163,4 +163,5 @@ def _mix(z: np.ndarray) -> np.ndarray:
         z = z * np.uint64(0xBF58476D1CE4E5B9)
         z = z ^ (z >> np.uint64(27))
         z = z * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        out: np.ndarray = z ^ (z >> np.uint64(31))
+        return out

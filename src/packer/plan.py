@@ -70,7 +70,8 @@ class CutRule:
             limit is not None and _FLOOR * nbytes >= limit
         )
         return filled and (
-            (most is not None and u * most < _RATE) or (limit is not None and u * limit < _RATE * size)
+            (most is not None and u * most < _RATE)
+            or (limit is not None and u * limit < _RATE * size)
         )
 
 

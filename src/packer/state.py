@@ -51,7 +51,7 @@ class StateRecorder:
         self.complete = True
 
     def add(self, result: ShardResult) -> None:
-        arrays, info = result.to_record()
+        _, info = result.to_record()
         self.shards.append(info)
         if len(result.source_mtimes) != result.consumed:
             self.complete = False  # e.g. a part written by an older packer: no state then
@@ -71,7 +71,9 @@ class StateRecorder:
         folder = root / STATE_DIR
         shutil.rmtree(folder, ignore_errors=True)
         full.save(folder / "plan")
-        np.save(folder / "mtimes.npy", np.concatenate(self.mtimes).astype("<i8"), allow_pickle=False)
+        np.save(
+            folder / "mtimes.npy", np.concatenate(self.mtimes).astype("<i8"), allow_pickle=False
+        )
         np.save(folder / "crc32.npy", np.concatenate(self.crc32).astype("<u4"), allow_pickle=False)
         document = {"format": STATE_FORMAT, "shards": self.shards, "arguments": arguments}
         write_file_synced(

@@ -14,6 +14,7 @@ or a removal touches to about two.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -51,11 +52,20 @@ COMPARED = (
 )
 
 
-def recorded_arguments(**arguments: Any) -> dict[str, Any]:
+def recorded_arguments(format: str, **given: Any) -> dict[str, Any]:
     """The convert's arguments as the state keeps them (JSON; a transform as its dict, list files
-    as absolute paths), so that ``pack status`` can plan SRC the way the pack was made."""
-    out: dict[str, Any] = {}
-    for name, value in sorted(arguments.items()):
+    as absolute paths; every argument of :func:`~packer.planning.make_plan`, defaults filled in),
+    so that ``pack status`` can plan SRC the way the pack was made, and ``pack plan`` + ``pack
+    merge`` record what ``pack convert`` records."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(make_plan).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "keep_going"
+    }
+    out: dict[str, Any] = {"format": format}
+    for name, value in sorted({**defaults, **given}.items()):
+        if name not in defaults:
+            raise TypeError(f"not a convert argument: {name}")
         if name == "transform" and value is not None:
             value = value.to_dict()
         elif name in ("from_list", "classes_file") and value is not None:
@@ -204,6 +214,8 @@ def _reuse_shards(
     """Fill ``update.reuse`` and ``update.links`` with the new shards an old one already holds."""
     plan, old = update.plan, state.plan
     assert plan.bounds is not None and old.bounds is not None
+    sizes, mtimes = plan.sizes, plan.mtimes
+    assert sizes is not None and mtimes is not None
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
     starts = {a: j for j, (a, _) in enumerate(old.bounds)}
     rows = np.concatenate([[0], np.cumsum([f.num_samples for f in manifest.data_files])])
@@ -258,10 +270,8 @@ def _reuse_shards(
                 start=a,
                 consumed=b - a,
                 planned_bytes=int(info["planned_bytes"]),
-                source_sizes=plan.sizes[a:b].copy() if plan.sizes is not None else plan.sizes,
-                source_mtimes=(
-                    plan.mtimes[a:b].copy() if plan.mtimes is not None else plan.mtimes
-                ),
+                source_sizes=sizes[a:b].copy(),
+                source_mtimes=mtimes[a:b].copy(),
                 source_crc32=state.crc32[oa:ob].copy(),
             )  # fmt: skip
             update.links[k] = source
