@@ -50,3 +50,35 @@ def test_iteration_crosses_decode_blocks() -> None:
     table = PathTable.from_strings(paths)
     assert list(table) == paths
     assert table.nbytes < sum(len(p) + 9 for p in paths) + 16
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    paths=st.lists(
+        st.builds(
+            lambda d, n, e: f"{d}/{n}{e}" if d else f"{n}{e}",
+            names,
+            names,
+            st.sampled_from(
+                ["", ".", ".png", ".JPG", ".jpeg", ".tar.gz", ".verylongext", ".\udcff" * 5]
+            ),
+        ),
+        max_size=40,
+    )
+)
+def test_extensions_follow_split_name(paths: list[str]) -> None:
+    from packer.keys import split_name
+
+    names_, ids = PathTable.from_strings(paths).extensions()
+    assert names_ == sorted({split_name(p)[1] for p in paths})
+    assert [names_[i] for i in ids.tolist()] == [split_name(p)[1] for p in paths]
+
+
+def test_extensions_across_blocks() -> None:
+    from packer.keys import split_name
+
+    exts = [".png", ".JPG", "", ".webp", ".averylongextension", ".tar.gz"]
+    paths = [f"c{i % 7}/img.{i}{exts[i % len(exts)]}" for i in range(70_000)]
+    names_, ids = PathTable.from_strings(paths).extensions()
+    assert [names_[i] for i in ids[::997].tolist()] == [split_name(p)[1] for p in paths[::997]]
+    assert names_ == sorted({split_name(p)[1] for p in paths})

@@ -96,6 +96,7 @@ def test_plan_rule(
     points = _points(len(sizes), seed)
     rule = CutRule(limit, count, content=content)
     bounds = plan_shards(arr, len(sizes), rule, points)
+    assert bounds == _sequential(sizes, rule, points.tolist())
     assert bounds[0][0] == 0 and bounds[-1][1] == len(sizes)
     assert all(a < b for a, b in bounds) and all(
         b == c for (_, b), (c, _) in itertools.pairwise(bounds)
@@ -145,6 +146,33 @@ def test_an_insertion_or_removal_moves_about_one_boundary(kind: str) -> None:
     counts = np.array(changed)
     assert counts.min() >= 1 and counts.mean() < 1.3 and (counts > 2).mean() <= 0.04, counts
     assert np.mean(changed_fixed) > 10 * counts.mean()  # the greedy rule: every later shard
+
+
+@pytest.mark.parametrize(
+    "rule", [CutRule(5_000_000, 300), CutRule(None, 300), CutRule(2_000_000, None)]
+)
+def test_the_bisection_plan_is_the_sequential_rule_at_scale(rule: CutRule) -> None:
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(0, 100_000, 50_000)
+    sizes[rng.integers(0, 50_000, 20)] = 3_000_000  # some bigger than a shard
+    points = _points(len(sizes), 5)
+    assert plan_shards(sizes, len(sizes), rule, points) == _sequential(
+        sizes.tolist(), rule, points.tolist()
+    )
+
+
+def _sequential(sizes: list[int], rule: CutRule, points: list[float]) -> list[tuple[int, int]]:
+    """The rule applied sample by sample, as the writer does while reading."""
+    bounds, start, nbytes, n = [], 0, 0, len(sizes)
+    for i, size in enumerate(sizes):
+        if rule.full(i - start, nbytes, size):
+            bounds.append((start, i))
+            start, nbytes = i, 0
+        nbytes += size
+        if i + 1 < n and rule.ends(i + 1 - start, nbytes, size, points[i]):
+            bounds.append((start, i + 1))
+            start, nbytes = i + 1, 0
+    return [*bounds, (start, n)]
 
 
 def _shards(names: list[str], sizes: np.ndarray, rule: CutRule) -> set[tuple[str, ...]]:

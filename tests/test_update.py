@@ -23,9 +23,9 @@ from packer.api import convert_part, merge, save_plan
 from packer.cli import app
 from packer.conversion_report import ConvertReport
 from packer.errors import EXIT_PROBLEMS_FOUND, EXIT_SOURCE
+from packer.files import STATE_DIR
 from packer.registry import BUILTIN_BACKENDS, make_backend
 from packer.staging import partial_path
-from packer.state import STATE_DIR
 from packer.testing import tree_digest
 
 BACKENDS = sorted(BUILTIN_BACKENDS)

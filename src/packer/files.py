@@ -15,9 +15,17 @@ def write_file_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+#: A pack's update state (:mod:`packer.state`): beside the pack, not part of it.
+STATE_DIR = ".packer-state"
+
+
 def tree_bytes(path: Path) -> int:
-    """Apparent size of every file under ``path`` (a pack folder)."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Apparent size of every file of the pack folder ``path`` (its update state left out)."""
+    return sum(
+        f.stat().st_size
+        for f in path.rglob("*")
+        if f.is_file() and f.relative_to(path).parts[0] != STATE_DIR
+    )
 
 
 def sha256_file(path: Path) -> str:

@@ -13,6 +13,7 @@ thirds of the limit. ``cut="fixed"`` fills every shard to the limit instead (the
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,25 +85,49 @@ def plan_shards(
     sizes: np.ndarray | None, n: int, rule: CutRule, points: np.ndarray | None = None
 ) -> list[tuple[int, int]]:
     """Cut samples ``0..n`` into contiguous ``(start, stop)`` shards by ``rule``; ``points`` (from
-    :func:`cut_points`) are needed for content cuts, ``sizes`` for a byte limit."""
-    if rule.max_bytes is None and rule.max_samples is None:
+    :func:`cut_points`) are needed for content cuts, ``sizes`` for a byte limit.
+
+    The same cuts as applying :meth:`CutRule.full` before and :meth:`CutRule.ends` after each
+    sample in turn (what the writer does while reading), found a shard at a time by bisection
+    over cumulative sums: a million samples plan in milliseconds, not a Python loop each."""
+    most, limit = rule.max_samples, rule.max_bytes
+    if (limit is None and most is None) or n == 0:
         return [(0, n)]
     if rule.content and points is None:
         raise ValueError("content-defined cuts need the cut points")
+    size = np.zeros(n, np.int64) if sizes is None else np.asarray(sizes, np.int64)[:n]
+    cum = np.concatenate([[0], np.cumsum(size)])
+    candidates = np.zeros(0, np.int64)
+    if rule.content and points is not None and n > 1:
+        u = np.asarray(points, np.float64)[: n - 1]  # no cut after the last sample
+        hit = np.zeros(n - 1, dtype=bool)
+        if most is not None:
+            hit |= u * most < _RATE
+        if limit is not None:
+            hit |= u * limit < _RATE * size[: n - 1].astype(np.float64)
+        candidates = np.flatnonzero(hit)
     bounds: list[tuple[int, int]] = []
-    start, nbytes = 0, 0
-    size_list = sizes.tolist() if sizes is not None else [0] * n
-    point_list = points.tolist() if points is not None else [1.0] * n
-    for i in range(n):
-        size = size_list[i]
-        if rule.full(i - start, nbytes, size):
-            bounds.append((start, i))
-            start, nbytes = i, 0
-        nbytes += size
-        if i + 1 < n and rule.ends(i + 1 - start, nbytes, size, point_list[i]):
-            bounds.append((start, i + 1))
-            start, nbytes = i + 1, 0
-    bounds.append((start, n))
+    start = 0
+    while start < n:
+        # forced: the first sample i > start that would overflow the shard starts the next one
+        full = n
+        if most is not None:
+            full = min(full, start + most)
+        if limit is not None:
+            over = int(np.searchsorted(cum, cum[start] + limit, side="right")) - 1
+            full = min(full, max(over, start + 1))
+        # content: the first candidate once the shard is a third full, if before that
+        floor = n
+        if most is not None:
+            floor = min(floor, start + -(-most // _FLOOR) - 1)
+        if limit is not None:
+            floor = min(floor, int(np.searchsorted(cum, cum[start] + -(-limit // _FLOOR))) - 1)
+        stop = min(full, n)
+        at = int(np.searchsorted(candidates, max(floor, start)))
+        if at < len(candidates) and candidates[at] < full:
+            stop = int(candidates[at]) + 1
+        bounds.append((start, stop))
+        start = stop
     return bounds
 
 
@@ -112,18 +137,32 @@ def file_sizes(root: Path, paths: Sequence[str]) -> np.ndarray:
 
 
 def file_stats(root: Path, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """int64 (size, mtime_ns) of each file under ``root`` (0, 0 where it cannot be stat'ed)."""
-    prefix = os.fspath(root) + os.sep
+    """int64 (size, mtime_ns) of each file under ``root`` (0, 0 where it cannot be stat'ed).
+    Each folder is opened once and its files stat'ed by name in it: a shorter lookup per file
+    than a path from ``root`` (on network filesystems, fewer round trips)."""
     sizes = np.zeros(len(paths), dtype=np.int64)
     mtimes = np.zeros(len(paths), dtype=np.int64)
-    stat = os.stat
-    for i, rel in enumerate(paths):
-        try:
-            st = stat(prefix + rel)
-        except OSError:
-            continue
-        sizes[i] = st.st_size
-        mtimes[i] = st.st_mtime_ns
+    stat, folder, fd = os.stat, None, -1
+    prefix = os.fspath(root) + os.sep
+    by_folder = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+    try:
+        for i, rel in enumerate(paths):
+            parent, _, name = rel.rpartition("/")
+            if by_folder and parent != folder:
+                if fd >= 0:
+                    os.close(fd)
+                folder, fd = parent, -1
+                with contextlib.suppress(OSError):
+                    fd = os.open(prefix + parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                st = stat(name, dir_fd=fd) if fd >= 0 else stat(prefix + rel)
+            except OSError:
+                continue
+            sizes[i] = st.st_size
+            mtimes[i] = st.st_mtime_ns
+    finally:
+        if fd >= 0:
+            os.close(fd)
     return sizes, mtimes
 
 

@@ -25,7 +25,6 @@ from packer._version import __version__
 from packer.errors import PackError, SourceError, UsageError
 from packer.files import write_file_synced
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
-from packer.keys import split_name
 from packer.omissions import Finding, Omissions, Skipped
 from packer.pathtable import PathTable
 from packer.plan import (
@@ -395,14 +394,4 @@ def _extension_table(scan: Scan, transform: Transform | None) -> tuple[list[str]
     if transform is not None and transform.reencode is not None:
         # every sample is re-encoded to one format
         return [transform.encode_extension], np.zeros(len(scan), dtype=np.uint16)
-    first_seen: dict[str, int] = {}
-    ids = np.empty(len(scan), dtype=np.uint16)
-    block = 65536  # a block of paths at a time: no list of every path's extension
-    for a in range(0, len(scan), block):
-        paths = list(scan.paths[a : a + block])
-        exts = [p.rpartition(".")[2] for p in paths]  # C speed; fixed below where wrong
-        exts = [split_name(p)[1] if "/" in e else e for p, e in zip(paths, exts, strict=True)]
-        ids[a : a + len(exts)] = [first_seen.setdefault(e, len(first_seen)) for e in exts]
-    names = sorted(first_seen)
-    to_sorted = np.array([names.index(e) for e in first_seen], dtype=np.uint16)
-    return names, to_sorted[ids]
+    return scan.paths.extensions()

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 
 from packer.errors import PackError
-from packer.files import write_file_synced
+from packer.files import STATE_DIR, write_file_synced
 from packer.planning import Plan
 from packer.shards import ShardResult
 
-STATE_DIR = ".packer-state"
 STATE_FORMAT = "packer-update-state-v1"
 
 

@@ -135,9 +135,15 @@ class Update:
 
 
 def plan_update(
-    plan: Plan, dst: Path, arguments: Mapping[str, Any], *, checksum: bool = False
+    plan: Plan,
+    dst: Path,
+    arguments: Mapping[str, Any],
+    *,
+    checksum: bool = False,
+    state: PackState | None = None,
 ) -> Update:
-    """Compare SRC (``plan``, with bounds) with the pack at ``dst`` (which may not exist)."""
+    """Compare SRC (``plan``, with bounds) with the pack at ``dst`` (which may not exist; its
+    ``state`` if already loaded)."""
     assert plan.bounds is not None and plan.sizes is not None and plan.mtimes is not None
     crcs = file_crcs(plan.scan.root, plan.scan.paths) if checksum else None
     changes = Changes(
@@ -148,7 +154,8 @@ def plan_update(
         checksum=checksum,
     )
     update = Update(plan, changes)
-    state = load_state(dst) if (dst / MANIFEST_NAME).is_file() else None
+    if state is None and (dst / MANIFEST_NAME).is_file():
+        state = load_state(dst)
     changes.rebuild = _rebuild_reason(dst, state, arguments)
     if state is None or changes.rebuild is not None:
         changes.added = len(plan.scan)
@@ -175,8 +182,9 @@ def plan_update(
     changes.added = int((~found).sum())
     changes.removed = len(old.scan) - int(found.sum())
     changes.changed = int(found.sum()) - int(unchanged.sum())
-    changes.classes_added = [c for c in plan.scan.classes if c not in set(old.scan.classes)]
-    changes.classes_removed = [c for c in old.scan.classes if c not in set(plan.scan.classes)]
+    old_classes, new_classes = set(old.scan.classes), set(plan.scan.classes)
+    changes.classes_added = [c for c in plan.scan.classes if c not in old_classes]
+    changes.classes_removed = [c for c in old.scan.classes if c not in new_classes]
     manifest = Manifest.read(dst)
     _reuse_shards(update, state, manifest, dst, old_pos, same)
     changes.rewrite = [k for k in range(len(plan.bounds)) if k not in update.reuse]
@@ -372,4 +380,4 @@ def status(
 
         planned["transform"] = Transform.from_dict(planned["transform"])
     plan = make_plan(src, arguments.get("format", DEFAULT_FORMAT), **planned).with_bounds()
-    return plan_update(plan, dst_path, arguments, checksum=checksum).changes
+    return plan_update(plan, dst_path, arguments, checksum=checksum, state=state).changes
