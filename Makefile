@@ -18,7 +18,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,docs,torch,testing,dask]'
+	$(PIP) install -e '.[dev,docs,torch,testing,dask,s3]'
 	touch $@
 
 demo: $(VENV)/.base

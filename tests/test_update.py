@@ -316,3 +316,16 @@ def test_a_merged_pack_updates_like_a_converted_one(tmp_path: Path) -> None:
     assert report.update is not None and report.update["rebuild"] is None
     assert _written(report) == 1
     assert tree_digest(dst) == _fresh(src, tmp_path, "parquet", samples_per_shard=64)
+
+
+def test_a_name_clash_changes_the_keys_of_files_that_did_not_change(tmp_path: Path) -> None:
+    """``00005.jpg`` beside ``00005.png``: both keys keep their extension, so the old file's
+    key changes and its shard must be written again, though its bytes and mtime did not."""
+    src = _small_tree(tmp_path / "src")
+    dst = convert(src, tmp_path / "out.pack", "memmap", samples_per_shard=64).path
+    (src / "class0" / "00005.jpg").write_bytes(_png(3))
+    report = convert(src, dst, "memmap", samples_per_shard=64, update=True)
+    assert report.update is not None and report.update["files"]["changed"] == 1
+    assert tree_digest(dst) == _fresh(src, tmp_path, "memmap", samples_per_shard=64)
+    with open_pack(dst) as pack:
+        assert {"class0/00005.png", "class0/00005.jpg"} <= set(pack.keys())

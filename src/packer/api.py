@@ -18,6 +18,7 @@ from packer.pack import Pack, Sample, open_pack
 from packer.parts import convert_part, merge, save_plan
 from packer.registry import list_formats
 from packer.samples import convert_samples
+from packer.stage import StageReport, stage
 from packer.transforms import Transform
 from packer.update import Changes, status
 from packer.verify import Problem, VerifyReport, verify_pack
@@ -31,6 +32,7 @@ __all__ = [
     "Pack",
     "Problem",
     "Sample",
+    "StageReport",
     "Transform",
     "VerifyReport",
     "__version__",
@@ -45,6 +47,7 @@ __all__ = [
     "open_pack",
     "recommendation_line",
     "save_plan",
+    "stage",
     "status",
     "verify_pack",
 ]

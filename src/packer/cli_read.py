@@ -28,7 +28,7 @@ from packer.errors import EXIT_PROBLEMS_FOUND, UsageError, require_extra
 
 @command()
 def inspect(
-    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
+    pack: Annotated[str, typer.Argument(help="Pack folder, or its URL (s3://bucket/train.pack).")],
     stats: Annotated[
         bool,
         typer.Option(
@@ -84,7 +84,7 @@ def _names(text: str | None) -> list[str] | None:
 
 @command()
 def verify(
-    pack: Annotated[Path, typer.Argument(help="Pack folder.")],
+    pack: Annotated[str, typer.Argument(help="Pack folder.")],
     deep: Annotated[bool, typer.Option(help="Also decode every image.")] = False,
     max_pixels: Annotated[
         int | None,
@@ -134,7 +134,7 @@ def verify(
 
 @command()
 def extract(
-    pack: Annotated[Path, typer.Argument(help="Pack folder (made without a transform).")],
+    pack: Annotated[str, typer.Argument(help="Pack folder or URL (made without a transform).")],
     dest: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the tree into.")],
     force: Annotated[bool, typer.Option(help="Overwrite files that already exist in OUT.")] = False,
     classes: Annotated[
@@ -173,6 +173,45 @@ def extract(
         out.print(
             f"extracted {report.files} files ({human_bytes(report.bytes)}) into {report.out} "
             f"in {took}"
+        )
+
+
+@command()
+def stage(
+    src: Annotated[
+        str, typer.Argument(help="The pack: a URL (s3://bucket/train.pack) or a folder.")
+    ],
+    local: Annotated[Path, typer.Argument(help="Where to put it (fast local disk).")],
+    workers: Annotated[int, typer.Option(help="Files downloaded at once.")] = 4,
+    force: Annotated[
+        bool, typer.Option(help="Replace a different pack at LOCAL (only once the copy is whole).")
+    ] = False,
+    json_out: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Copy a pack to local disk, every file checked against the manifest's sha256.
+
+    Resumable (run it again after a kill: it continues each file), one copy per node (other
+    processes wait for it, then use it), a no-op when LOCAL already holds the pack. Credentials
+    and endpoints come from the environment (AWS_ENDPOINT_URL, AWS_PROFILE, ...).
+
+    Example: pack stage s3://datasets/train.pack /scratch/$USER/train.pack
+    """
+    from packer.api import stage as run_stage
+
+    report = run_stage(
+        src, local, workers=workers, force=force, progress=CliProgress(quiet=quiet or json_out)
+    )
+    if json_out:
+        print_json(report.to_dict())
+    elif report.already:
+        out.print(f"{report.path}: already holds {src} (verified when staged); nothing copied")
+    else:
+        took = throughput(report.seconds, report.files, "files", report.bytes_copied)
+        out.print(
+            f"staged {src} into {report.path}: {report.files} files, "
+            f"{human_bytes(report.bytes_copied)} copied of {human_bytes(report.bytes_total)}, "
+            f"every file checked, in {took}"
         )
 
 

@@ -6,15 +6,30 @@ import os
 from pathlib import Path
 from typing import Any
 
-from packer.files import tree_bytes
+from packer.files import STATE_DIR, tree_bytes
 from packer.manifest import Manifest
+from packer.remote import Store, fetch_manifest, is_url, local_path
+
+
+def _remote(url: str) -> tuple[str, Manifest, int]:
+    """The manifest of the pack at ``url`` and its size (one listing, the update state left out)."""
+    store = Store(url)
+    _, manifest = fetch_manifest(store)
+    listing = store.call(url, lambda: store.fs.find(store.path(""), detail=True))
+    state = store.path(STATE_DIR) + "/"
+    size = sum(int(v.get("size") or 0) for k, v in listing.items() if not k.startswith(state))
+    return url.rstrip("/"), manifest, size
 
 
 def inspect_pack(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What is in a pack, from its manifest (no data file is read). The ``pack inspect --json`` doc."""
-    root = Path(path)
-    m = Manifest.read(root)
-    pack_bytes = tree_bytes(root)
+    root: Path | str
+    if is_url(path):
+        root, m, pack_bytes = _remote(str(path))
+    else:
+        root = local_path(path)
+        m = Manifest.read(root)
+        pack_bytes = tree_bytes(root)
     source_bytes = int(m.source.get("bytes", 0) or 0)
     return {
         "path": str(root),

@@ -12,7 +12,7 @@ import functools
 import operator
 import os
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
@@ -218,6 +218,11 @@ class Pack:
                 return data  # type: ignore[no-any-return]
         return self._fetch(f, off, n, i)
 
+    def read_many(self, indices: Sequence[int] | np.ndarray) -> list[bytes]:
+        """The stored bytes of each sample in ``indices``, in that order (on a remote pack:
+        neighbouring ranges fetched together, see :mod:`packer.remote`)."""
+        return [self.read(i) for i in np.asarray(indices, dtype=np.int64).ravel().tolist()]
+
     def __getitem__(self, i: int) -> Sample:
         # Index columns are read through memoryviews and the Sample is built with tuple.__new__
         # (NamedTuple's own __new__ is Python code): the public random-access hot path.
@@ -362,9 +367,23 @@ def _fast(arr: np.ndarray) -> Any:
     return view if len(view.format) == 1 else arr
 
 
-def open_pack(path: str | os.PathLike[str], *, in_memory: bool = False) -> Pack:
+def open_pack(
+    path: str | os.PathLike[str],
+    *,
+    in_memory: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Pack:
     """Open the pack at ``path`` (cheap: the index is memory-mapped, data files open on first read).
 
     ``in_memory=True`` reads every data file once into the (shared) page cache on first access.
+    A URL (``s3://bucket/train.pack``, any fsspec URL) opens a :class:`packer.remote.RemotePack`:
+    ``storage_options`` go to fsspec, the index is cached under ``cache_dir``.
     """
-    return Pack(path, in_memory=in_memory)
+    from packer.remote import RemotePack, is_url, local_path
+
+    if is_url(path):
+        if in_memory:
+            raise PackError(f"{path}: in_memory is for local packs; `pack stage` it first")
+        return RemotePack(os.fspath(path), storage_options=storage_options, cache_dir=cache_dir)
+    return Pack(local_path(path), in_memory=in_memory)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from packer.errors import SampleDecodeError, UsageError
 from packer.images import decode_error_reason
 from packer.keys import file_name
 from packer.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
-from packer.pack import Pack
+from packer.pack import Pack, open_pack
 from packer.transforms import WIDE_MODES, Transform, to_8bit
 from packer.views import View
 
@@ -107,12 +107,20 @@ def _open_rgb(data: bytes) -> Image.Image:
 class _PackHolder:
     """Opens the pack lazily, once per process; pickles as the path only."""
 
-    def __init__(self, path: str | os.PathLike[str], in_memory: bool) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        in_memory: bool,
+        storage_options: Mapping[str, Any] | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
         self.path = str(path)
         self.in_memory = in_memory
+        self.storage_options = dict(storage_options or {})
+        self.cache_dir = cache_dir
         self._pack: Pack | None = None
         self._pid = -1
-        probe = Pack(self.path)
+        probe = self._open()
         self.length = len(probe)
         self.classes = list(probe.classes)
         self.pixel_shape = probe.shape
@@ -123,18 +131,33 @@ class _PackHolder:
     @property
     def pack(self) -> Pack:
         if self._pack is None or self._pid != os.getpid():
-            self._pack = Pack(self.path, in_memory=self.in_memory)
+            self._pack = self._open()  # a remote pack: this process's own filesystem session
             self._pid = os.getpid()
         return self._pack
+
+    def _open(self) -> Pack:
+        return open_pack(
+            self.path,
+            in_memory=self.in_memory,
+            storage_options=self.storage_options,
+            cache_dir=self.cache_dir,
+        )
 
     def shard_ids(self) -> np.ndarray:
         return self._shard_ids
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "in_memory": self.in_memory}
+        return {
+            "path": self.path,
+            "in_memory": self.in_memory,
+            "storage_options": self.storage_options,
+            "cache_dir": self.cache_dir,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], state["in_memory"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["path"], state["in_memory"], state["storage_options"], state["cache_dir"]
+        )
 
 
 def _indices(
@@ -161,6 +184,7 @@ class PackDataset(Dataset[Any]):
         size: decode straight to (H, W) with reduced-size JPEG decoding (see :class:`Decoder`).
         resize: how ``size`` is met.
         in_memory: see :class:`~packer.pack.Pack`.
+        storage_options, cache_dir: for a pack at a URL (see :func:`packer.open_pack`).
     """
 
     def __init__(
@@ -175,8 +199,10 @@ class PackDataset(Dataset[Any]):
         size: tuple[int, int] | None = None,
         resize: str = "center-crop",
         in_memory: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
-        self.holder = _PackHolder(path, in_memory)
+        self.holder = _PackHolder(path, in_memory, storage_options, cache_dir)
         self.decoder = Decoder(decode, size, resize, self.holder.pixel_shape)
         self.transform = transform
         self.target_transform = target_transform
@@ -399,12 +425,14 @@ class PackIterableDataset(IterableDataset[Any]):
         size: tuple[int, int] | None = None,
         resize: str = "center-crop",
         in_memory: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         if block_size < 1 or batch_size < 1:
             raise UsageError("block_size and batch_size must be at least 1")
         self.base = PackDataset(
             path, decode, transform, target_transform, labels_only=labels_only, indices=indices, size=size,
-            resize=resize, in_memory=in_memory,
+            resize=resize, in_memory=in_memory, storage_options=storage_options, cache_dir=cache_dir,
         )  # fmt: skip
         self.shuffle = shuffle
         self.seed = seed

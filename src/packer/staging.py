@@ -93,13 +93,22 @@ class Staging:
         dst: the final destination folder.
         force: replace an existing pack at DST (only once the new one is complete).
         keep_partial: reuse the leftover of an interrupted run (``--resume``) instead of removing it.
+        keep_on_error: with ``keep_partial``, keep the folder after any error, not only Ctrl-C
+            (``pack stage`` continues every file it had begun).
         marker: the file that marks a finished DST (what ``--force`` may replace).
     """
 
     def __init__(
-        self, dst: Path, *, force: bool, keep_partial: bool = False, marker: str = MANIFEST_NAME
+        self,
+        dst: Path,
+        *,
+        force: bool,
+        keep_partial: bool = False,
+        marker: str = MANIFEST_NAME,
+        keep_on_error: bool = False,
     ) -> None:
         self.dst = dst
+        self.keep_on_error = keep_on_error
         self.marker = marker
         self.force = force
         self.keep_partial = keep_partial
@@ -167,7 +176,11 @@ class Staging:
     ) -> None:
         if self._committed:
             return
-        if self.keep_partial and exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        if (
+            self.keep_partial
+            and exc_type is not None
+            and (self.keep_on_error or issubclass(exc_type, KeyboardInterrupt))
+        ):
             (self.path / _OWNER).unlink(missing_ok=True)  # interrupted: leave it for --resume
             return
         shutil.rmtree(self.path, ignore_errors=True)

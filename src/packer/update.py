@@ -30,6 +30,7 @@ from packer._version import __version__
 from packer.index import Index
 from packer.manifest import MANIFEST_NAME, DataFile, Manifest
 from packer.omissions import Finding, Skipped
+from packer.pathtable import PathTable
 from packer.planning import Plan, make_plan
 from packer.registry import DEFAULT_FORMAT, make_backend
 from packer.shards import ShardResult, read_file
@@ -162,8 +163,10 @@ def plan_update(
         return update
     old = state.plan
     assert old.bounds is not None and old.sizes is not None
-    new_hashes, old_hashes = plan.scan.paths.hashes(), old.scan.paths.hashes()
-    old_pos = _match(old_hashes, new_hashes)
+    if plan.scan.paths == old.scan.paths:  # the common case: one compare of the path bytes
+        old_pos = np.arange(len(plan.scan), dtype=np.int64)
+    else:
+        old_pos = _match(old.scan.paths.hashes(), plan.scan.paths.hashes())
     found = old_pos >= 0
     class_map = _positions(old.scan.classes, plan.scan.classes)
     same = np.zeros(len(plan.scan), dtype=bool)
@@ -171,7 +174,7 @@ def plan_update(
     unchanged = (
         (old.sizes[at] == plan.sizes[found])
         & (class_map[old.scan.labels[at]] == plan.scan.labels[found])
-        & (_full_key_flags(old, old_hashes)[at] == _full_key_flags(plan, new_hashes)[found])
+        & (_full_key_flags(old)[at] == _full_key_flags(plan)[found])
     )
     if crcs is not None:
         unchanged &= state.crc32[at] == crcs[found]
@@ -315,14 +318,12 @@ def _positions(old: Sequence[str], new: Sequence[str]) -> np.ndarray:
     return np.array([where.get(name, -1) for name in old] or [0], dtype=np.int64)
 
 
-def _full_key_flags(plan: Plan, hashes: np.ndarray) -> np.ndarray:
+def _full_key_flags(plan: Plan) -> np.ndarray:
     """True for the samples whose key keeps its extension (a name clash): that changes the key."""
-    flags = np.zeros(len(hashes), dtype=bool)
+    flags = np.zeros(len(plan.scan), dtype=bool)
     if plan.scan.full_keys:
-        from packer.pathtable import PathTable
-
         wanted = PathTable.from_strings(sorted(plan.scan.full_keys)).hashes()
-        flags[np.isin(hashes, wanted)] = True
+        flags[np.isin(plan.scan.paths.hashes(), wanted)] = True
     return flags
 
 

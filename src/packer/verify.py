@@ -25,6 +25,7 @@ from packer.manifest import Manifest
 from packer.pack import Pack
 from packer.progress import NoProgress, Progress
 from packer.registry import make_backend
+from packer.remote import is_url, local_path
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,12 @@ def verify_pack(
     """
     if workers < 1:
         raise UsageError(f"--workers {workers} must be at least 1")
-    root = Path(path)
+    if is_url(path):
+        raise UsageError(
+            f"{path}: verify checks a local pack; `pack stage {path} LOCAL` copies it checking "
+            "every file's sha256 on the way, then `pack verify LOCAL --deep` decodes every image"
+        )
+    root = local_path(path)
     progress = progress or NoProgress()
     started = time.perf_counter()
     report = VerifyReport(root, deep)

@@ -1,0 +1,347 @@
+"""Packs in object storage, against a real S3-compatible server (moto's ThreadedMotoServer on
+127.0.0.1, port 0) through s3fs: no mocking of fsspec or boto. Requests are counted from the
+server's own request log (moto's recorder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto.server")
+
+import requests
+
+from packer import convert, open_pack
+from packer.api import stage
+from packer.cli import app
+from packer.demo import make_demo_tree
+from packer.errors import EXIT_USAGE, PackError
+from packer.files import STATE_DIR
+from packer.testing import tree_digest
+
+RECORDING = Path(os.environ.setdefault("MOTO_RECORDER_FILEPATH", "/tmp/packer-moto-recording"))
+
+
+@dataclass
+class S3:
+    endpoint: str
+    options: dict[str, Any]
+    fs: Any
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Requests the server saw since the last :meth:`reset` (S3 API calls only)."""
+        text = requests.get(f"{self.endpoint}/moto-api/recorder/download-recording").text
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def reset(self) -> None:
+        requests.post(f"{self.endpoint}/moto-api/recorder/reset-recording").raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3]:
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    requests.put(f"{endpoint}/bucket").raise_for_status()
+    requests.post(f"{endpoint}/moto-api/recorder/start-recording").raise_for_status()
+    try:
+        yield S3(endpoint, options, s3fs.S3FileSystem(skip_instance_cache=True, **options))
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_demo_tree(tmp_path_factory.mktemp("src") / "tree", per_class=40, size=24)
+
+
+def _upload(s3: S3, local: Path, name: str) -> str:
+    s3.fs.put(str(local), f"bucket/{name}", recursive=True)
+    s3.fs.invalidate_cache()
+    return f"s3://bucket/{name}"
+
+
+def _gets(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in log if r["method"] == "GET"]
+
+
+@pytest.mark.parametrize("fmt", ["tar", "memmap", "arrow", "hdf5", "zip"])
+def test_every_sample_of_a_remote_pack_is_the_local_one(
+    s3: S3, tree: Path, tmp_path: Path, fmt: str
+) -> None:
+    options = {"compression": "stored"} if fmt == "zip" else None
+    local = convert(tree, tmp_path / "p.pack", fmt, samples_per_shard=48, options=options).path
+    url = _upload(s3, local, f"every-{fmt}.pack")
+    with (
+        open_pack(local) as here,
+        open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "cache") as there,
+    ):
+        assert len(there) == len(here) and there.classes == here.classes
+        assert list(there) == list(here)  # sequential, coalesced
+        for i in np.random.default_rng(0).permutation(len(here))[:40].tolist():
+            assert there[i] == here[i]  # random, a GET each
+        assert np.array_equal(there.labels, here.labels)
+
+
+def test_requests_random_batched_sequential_and_warm_open(
+    s3: S3, tree: Path, tmp_path: Path
+) -> None:
+    local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=80, cut="fixed").path
+    url = _upload(s3, local, "count.pack")
+    cache = tmp_path / "cache"
+    s3.reset()
+    cold = open_pack(url, storage_options=s3.options, cache_dir=cache)
+    first = _gets(s3.requests())  # s3fs may HEAD an object before a whole-object GET
+    assert first[0]["url"].endswith("/manifest.json")
+    assert len(first) == 1 + sum(1 for n in cold.manifest.index_sha256 if n.startswith("index/"))
+    cold.close()
+
+    s3.reset()
+    pack = open_pack(url, storage_options=s3.options, cache_dir=cache)
+    warm = s3.requests()
+    assert len(warm) <= 2 and all(r["url"].endswith("/manifest.json") for r in warm)  # no index
+
+    s3.reset()
+    picks = [3, 150, 77, 12]
+    with open_pack(local) as here:
+        assert [pack.read(i) for i in picks] == [here.read(i) for i in picks]
+        assert len(_gets(s3.requests())) == len(picks)  # one GET per random sample
+
+        s3.reset()
+        in_shard = np.random.default_rng(1).choice(80, 64, replace=False) + 80  # shard 1
+        assert pack.read_many(in_shard) == [here.read(int(i)) for i in in_shard]
+        assert 1 <= len(_gets(s3.requests())) <= 8
+
+        s3.reset()
+        assert [s.data for s in pack] == [s.data for s in here]
+        assert len(_gets(s3.requests())) == len(here.manifest.data_files)  # one per shard
+    pack.close()
+
+
+def test_a_pack_that_cannot_be_read_by_range_points_to_stage(
+    s3: S3, tree: Path, tmp_path: Path
+) -> None:
+    local = convert(tree, tmp_path / "p.pack", "lmdb").path
+    url = _upload(s3, local, "lmdb.pack")
+    with pytest.raises(PackError, match=r"cannot be read by byte range.*pack stage"):
+        open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "cache")
+
+
+def test_an_object_changed_under_a_reader_is_an_error(s3: S3, tree: Path, tmp_path: Path) -> None:
+    local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=48).path
+    url = _upload(s3, local, "changing.pack")
+    pack = open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "cache")
+    first = pack.manifest.data_files[0].name
+    blob = bytearray((local / first).read_bytes())
+    blob[1024:1536] = bytes(512)  # the first payload's bytes, same size
+    s3.fs.pipe(f"bucket/changing.pack/{first}", bytes(blob))
+    with pytest.raises(PackError, match="CRC-32 differs"):
+        pack.read(0)
+    pack.close()
+
+
+def test_missing_pack_and_unreachable_endpoint(tmp_path: Path, s3: S3) -> None:
+    with pytest.raises(PackError, match=r"s3://bucket/nowhere.pack/manifest.json: not found"):
+        open_pack("s3://bucket/nowhere.pack", storage_options=s3.options, cache_dir=tmp_path)
+    closed = {
+        **s3.options,
+        "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"},
+        "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
+        "retries": 1,
+    }
+    with pytest.raises(PackError, match=r"s3://bucket/x.pack/manifest.json: failed after"):
+        open_pack("s3://bucket/x.pack", storage_options=closed, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_dataloader_with_two_workers_over_a_remote_pack(
+    s3: S3, tree: Path, tmp_path: Path, context: str
+) -> None:
+    torch = pytest.importorskip("torch")
+    from packer.pytorch import PackDataset
+
+    local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=48).path
+    url = _upload(s3, local, f"loader-{context}.pack")
+    dataset = PackDataset(
+        url, decode="bytes", storage_options=s3.options, cache_dir=str(tmp_path / "cache")
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=16, num_workers=2, multiprocessing_context=context, collate_fn=_as_list
+    )
+    got = [item for batch in loader for item in batch]
+    with open_pack(local) as here:
+        assert got == [(here.read(i), here.label(i)) for i in range(len(here))]
+
+
+def _as_list(batch: list[Any]) -> list[Any]:
+    return batch
+
+
+def _pack_files(root: Path) -> dict[str, str]:
+    return {k: v for k, v in tree_digest(root).items() if not k.startswith(STATE_DIR)}
+
+
+def test_stage_copies_verifies_and_is_a_no_op_the_second_time(
+    s3: S3, tree: Path, tmp_path: Path
+) -> None:
+    local = convert(tree, tmp_path / "p.pack", "lmdb", samples_per_shard=48).path
+    url = _upload(s3, local, "stage.pack")
+    copy = tmp_path / "node" / "train.pack"
+    s3.reset()
+    report = stage(url, copy, storage_options=s3.options)
+    assert not report.already and report.bytes_copied == report.bytes_total
+    assert _pack_files(copy) == _pack_files(local)
+    assert not any(p.name.endswith(".part") for p in copy.rglob("*"))
+    s3.reset()
+    again = stage(url, copy, storage_options=s3.options)
+    assert again.already and again.bytes_copied == 0
+    assert all(
+        r["url"].endswith("/manifest.json") for r in s3.requests()
+    )  # same pack? nothing else
+    with open_pack(copy) as staged, open_pack(local) as here:
+        assert list(staged) == list(here)
+
+
+def test_stage_from_a_folder_and_refusals(tree: Path, tmp_path: Path) -> None:
+    local = convert(tree, tmp_path / "p.pack", "zip").path
+    copy = tmp_path / "ssd" / "p.pack"
+    stage(local, copy)
+    assert _pack_files(copy) == _pack_files(local)
+    other = convert(tree, tmp_path / "q.pack", "tar").path
+    from packer.errors import OutputError
+
+    with pytest.raises(OutputError, match="already exists"):
+        stage(other, copy)
+    stage(other, copy, force=True)
+    assert _pack_files(copy) == _pack_files(other)
+
+
+# Killed mid-copy at the N-th chunk request (a small chunk so a data file takes many), in a
+# real process; the stage run again continues each file and transfers only what was missing.
+KILL_STAGE = """
+import os, signal, sys, json
+import packer.stage as st
+st.CHUNK = 4096
+calls = 0
+original = st.Store.cat
+def cat(self, name, start=None, end=None):
+    global calls
+    if name.startswith("shard-"):
+        calls += 1
+        if calls == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, name, start, end)
+st.Store.cat = cat
+st.stage(sys.argv[1], sys.argv[2], storage_options=json.loads(sys.argv[4]), workers=1)
+"""
+
+
+def test_a_killed_stage_resumes_where_it_stopped(s3: S3, tree: Path, tmp_path: Path) -> None:
+    local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=48).path
+    url = _upload(s3, local, "resume.pack")
+    copy = tmp_path / "node" / "train.pack"
+    options = json.dumps(s3.options)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_STAGE, url, str(copy), "12", options], timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL and not copy.exists()
+    partial = copy.parent / f".{copy.name}.packer-partial"
+    present = {p.name: p.stat().st_size for p in partial.rglob("shard-*")}
+    begun = sum(present.values())
+    assert begun > 4096  # what the killed run had fetched is still there
+    s3.reset()
+    report = stage(url, copy, storage_options=s3.options)
+    assert report.bytes_copied == report.bytes_total - begun  # only what was missing
+    assert _pack_files(copy) == _pack_files(local)
+    for request in _gets(s3.requests()):
+        name = request["url"].rsplit("/", 1)[1]
+        assert name not in present  # finished before the kill: checked, not fetched again
+        if f"{name}.part" in present:  # begun: continued from where it stopped
+            start = int(request["headers"]["Range"].removeprefix("bytes=").split("-")[0])
+            assert start >= present[f"{name}.part"]
+
+
+def test_stage_checks_free_space_first(
+    s3: S3, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from packer.errors import OutputError
+
+    local = convert(tree, tmp_path / "p.pack", "tar").path
+    url = _upload(s3, local, "space.pack")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 100, 100))
+    s3.reset()
+    with pytest.raises(OutputError, match="needs .* GB free"):
+        stage(url, tmp_path / "node" / "p.pack", storage_options=s3.options)
+    assert not [r for r in _gets(s3.requests()) if "shard-" in r["url"]]  # not a byte of data
+
+
+def test_two_stagers_on_one_node_copy_once(s3: S3, tree: Path, tmp_path: Path) -> None:
+    local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=48).path
+    url = _upload(s3, local, "lock.pack")
+    copy = tmp_path / "node" / "train.pack"
+    code = (
+        "import sys, json; from packer.api import stage; "
+        "r = stage(sys.argv[1], sys.argv[2], storage_options=json.loads(sys.argv[3])); "
+        "print(json.dumps(r.to_dict()))"
+    )
+    args = [sys.executable, "-c", code, url, str(copy), json.dumps(s3.options)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE) for _ in range(2)]
+    reports = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert sorted(r["already_staged"] for r in reports) == [False, True]
+    assert _pack_files(copy) == _pack_files(local)
+
+
+def test_cli_inspect_stage_and_verify_on_urls(
+    s3: S3, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = convert(tree, tmp_path / "p.pack", "tar").path
+    url = _upload(s3, local, "cli.pack")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("PACKER_CACHE", str(tmp_path / "cache"))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["inspect", url, "--json"])
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.output)
+    here = json.loads(runner.invoke(app, ["inspect", str(local), "--json"]).output)
+    assert info["num_samples"] == here["num_samples"] and info["pack_bytes"] == here["pack_bytes"]
+    staged = runner.invoke(app, ["stage", url, str(tmp_path / "node.pack"), "--json"])
+    assert staged.exit_code == 0, staged.output
+    assert (
+        json.loads(staged.output)["files"]
+        == len(here["data_files"]) + len(open_pack(local).manifest.index_sha256) + 1
+    )
+    refused = runner.invoke(app, ["verify", url])
+    assert refused.exit_code == EXIT_USAGE and "pack stage" in refused.output
+    extracted = runner.invoke(app, ["extract", url, str(tmp_path / "out"), "-q"])
+    assert extracted.exit_code == 0, extracted.output
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.jpg")) == sorted(
+        p.name for p in tree.rglob("*.jpg")
+    )
