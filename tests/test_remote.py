@@ -27,7 +27,7 @@ from packer import convert, open_pack
 from packer.api import stage
 from packer.cli import app
 from packer.demo import make_demo_tree
-from packer.errors import EXIT_USAGE, PackError
+from packer.errors import EXIT_OUTPUT, EXIT_USAGE, PackError
 from packer.files import STATE_DIR
 from packer.testing import tree_digest
 
@@ -338,6 +338,10 @@ def test_cli_inspect_stage_and_verify_on_urls(
         json.loads(staged.output)["files"]
         == len(here["data_files"]) + len(open_pack(local).manifest.index_sha256) + 1
     )
+    made = runner.invoke(app, ["convert", str(tree), "s3://bucket/cli-made.pack", "-q"])
+    assert made.exit_code == 0, made.output
+    again = runner.invoke(app, ["convert", str(tree), "s3://bucket/cli-made.pack", "-q"])
+    assert again.exit_code == EXIT_OUTPUT and "--force" in again.output
     refused = runner.invoke(app, ["verify", url])
     assert refused.exit_code == EXIT_USAGE and "pack stage" in refused.output
     extracted = runner.invoke(app, ["extract", url, str(tmp_path / "out"), "-q"])
@@ -345,3 +349,53 @@ def test_cli_inspect_stage_and_verify_on_urls(
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.jpg")) == sorted(
         p.name for p in tree.rglob("*.jpg")
     )
+
+
+def test_convert_to_a_bucket_appears_whole_and_force_replaces(
+    s3: S3, tree: Path, tmp_path: Path
+) -> None:
+    from packer.errors import OutputError
+
+    url = "s3://bucket/made.pack"
+    report = convert(tree, url, "tar", samples_per_shard=30, storage_options=s3.options)
+    assert report.url == url and report.to_dict()["path"] == url
+    here = convert(tree, tmp_path / "here.pack", "tar", samples_per_shard=30).path
+    s3.fs.invalidate_cache()
+    listed = {p.removeprefix("bucket/made.pack/") for p in s3.fs.find("bucket/made.pack")}
+    assert listed == set(tree_digest(here))  # every file, the update state too
+    with open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "c") as there:
+        assert list(there) == list(open_pack(here))
+    s3.reset()
+    with pytest.raises(OutputError, match="already exists"):
+        convert(tree, url, "tar", storage_options=s3.options)
+    assert not [r for r in s3.requests() if r["method"] in ("PUT", "POST", "DELETE")]
+    # replaced by a pack with fewer shards: the old shards beyond are removed
+    convert(tree, url, "tar", samples_per_shard=100, force=True, storage_options=s3.options)
+    s3.fs.invalidate_cache()
+    fewer = convert(tree, tmp_path / "fewer.pack", "tar", samples_per_shard=100).path
+    listed = {p.removeprefix("bucket/made.pack/") for p in s3.fs.find("bucket/made.pack")}
+    assert listed == set(tree_digest(fewer))
+    with open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "c") as there:
+        assert list(there) == list(open_pack(fewer))
+
+
+def test_a_prefix_without_a_manifest_is_refused(s3: S3, tree: Path, tmp_path: Path) -> None:
+    local = convert(tree, tmp_path / "p.pack", "tar").path
+    url = _upload(s3, local, "half.pack")
+    s3.fs.rm_file("bucket/half.pack/manifest.json")  # as an upload cut off before its end
+    with pytest.raises(PackError, match="complete only once its manifest.json is there"):
+        open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "c")
+
+
+def test_merge_to_a_bucket(s3: S3, tree: Path, tmp_path: Path) -> None:
+    from packer.api import convert_part, merge, save_plan
+
+    save_plan(tree, tmp_path / "plan", "arrow", samples_per_shard=40)
+    parts = [tmp_path / f"part-{i}" for i in range(2)]
+    for i, part in enumerate(parts):
+        convert_part(tmp_path / "plan", f"{i}/2", part)
+    url = "s3://bucket/merged.pack"
+    merge(tmp_path / "plan", parts, url, storage_options=s3.options)
+    one = convert(tree, tmp_path / "one.pack", "arrow", samples_per_shard=40).path
+    with open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "c") as there:
+        assert list(there) == list(open_pack(one))

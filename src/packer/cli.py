@@ -57,7 +57,9 @@ def convert(
     src: Annotated[
         Path, typer.Argument(help="Folder with one sub-folder per class (with --plan: OUT).")
     ],
-    dst: Annotated[Path | None, typer.Argument(help="Pack folder to create.")] = None,
+    dst: Annotated[
+        str | None, typer.Argument(help="Pack folder to create, or a URL (s3://bucket/x.pack).")
+    ] = None,
     format: FormatOpt = DEFAULT_FORMAT,
     option: BackendOpts = None,
     shard_size: ShardSizeOpt = None,
@@ -132,7 +134,18 @@ def convert(
 
     with _executor(executor, scheduler, workers) as pool:
         if plan is not None or part is not None:
-            _convert_part(plan, part, src, dst, pool, workers, resume, force, json_out, quiet)
+            _convert_part(
+                plan,
+                part,
+                src,
+                None if dst is None else Path(dst),
+                pool,
+                workers,
+                resume,
+                force,
+                json_out,
+                quiet,
+            )
             return
         if dst is None:
             raise UsageError("pack convert needs SRC and DST (or --plan PLAN --part I/N OUT)")
@@ -286,7 +299,8 @@ def plan_command(
 def merge(
     plan: Annotated[Path, typer.Argument(help="The plan the parts were written from.")],
     folders: Annotated[
-        list[Path], typer.Argument(metavar="PART... DST", help="Every part folder, then DST.")
+        list[str],
+        typer.Argument(metavar="PART... DST", help="Every part folder, then DST (or its URL)."),
     ],
     force: Annotated[
         bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")

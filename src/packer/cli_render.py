@@ -320,7 +320,7 @@ def render_convert(report: ConvertReport, *, quiet: bool, json_out: bool) -> Non
     elif changes is not None and changes["up_to_date"]:
         refreshed = changes["refreshed_timestamps"]
         out.print(
-            f"{report.path}: up to date ({report.num_samples} samples); nothing was written"
+            f"{report.location}: up to date ({report.num_samples} samples); nothing was written"
             + (f" but {refreshed} refreshed timestamp(s) in its update state" if refreshed else "")
         )
     elif report.dry_run:
@@ -333,7 +333,7 @@ def render_convert(report: ConvertReport, *, quiet: bool, json_out: bool) -> Non
         ratio = report.pack_bytes / report.source_bytes if report.source_bytes else 0.0
         out.print(
             f"packed {report.num_samples} samples ({report.num_classes} classes) into "
-            f"{report.path}: {report.data_files} {report.backend} file(s), "
+            f"{report.location}: {report.data_files} {report.backend} file(s), "
             f"{human_bytes(report.pack_bytes)} ({ratio:.2f}x source) in "
             f"{throughput(report.seconds, report.num_samples, 'samples', report.source_bytes)}"
             + (f"; {len(report.skipped)} file(s) skipped" if report.skipped else "")

@@ -34,7 +34,9 @@ from packer.manifest import Manifest
 from packer.omissions import MAX_LISTED
 from packer.planning import Plan, make_plan
 from packer.progress import NoProgress, Progress
+from packer.publish import refuse_url, to_url
 from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend
+from packer.remote import is_url
 from packer.resume import RESUME_DIR, prepare_resume, remove_strays, reusable, save_result
 from packer.scanner import DEFAULT_SYMLINKS
 from packer.shards import ShardJob, ShardResult
@@ -72,6 +74,7 @@ def convert(
     update: bool = False,
     checksum: bool = False,
     progress: Progress | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ConvertReport:
     """Pack the class-per-folder tree ``src`` into a new pack at ``dst`` (or, with ``from_list``,
     the files a ``path,label`` list names under ``src``).
@@ -122,7 +125,21 @@ def convert(
             A missing pack is written; changed options rebuild it all (see :mod:`packer.update`).
         checksum: with ``update``: compare file contents (size and CRC-32) instead of mtimes.
         progress: receives progress events (see :mod:`packer.progress`).
+        storage_options: for a DST that is a URL (``s3://bucket/train.pack``): passed to fsspec.
+            The pack is built locally and uploaded, manifest last (see :mod:`packer.publish`).
     """
+    if is_url(dst):
+        given = dict(locals())  # the arguments, as given
+        if update or resume:
+            refuse_url("--update" if update else "--resume", os.fspath(dst))
+        report = to_url(
+            os.fspath(dst),
+            lambda local: convert(**{**given, "dst": local, "force": False}),
+            force=force,
+            storage_options=storage_options,
+        )
+        report.url = os.fspath(dst)
+        return report
     started = time.perf_counter()
     progress = progress or NoProgress()
     if workers is not None and workers < 1:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class ConvertReport:
     """What ``convert`` did; ``to_dict`` is the ``pack convert --json`` document."""
 
-    path: Path
+    path: Path  # for a URL DST: the local folder it was built in (gone), see ``url``
     backend: str
     num_samples: int
     num_classes: int
@@ -41,10 +41,16 @@ class ConvertReport:
     dry_run: bool = False
     #: with ``update``: what changed (:meth:`packer.update.Changes.to_dict`)
     update: dict[str, Any] | None = None
+    url: str | None = None  # where the pack was uploaded, for a URL DST
+
+    @property
+    def location(self) -> str:
+        """Where the pack is: its URL or its folder."""
+        return self.url or str(self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
+            "path": self.location,
             "backend": self.backend,
             "dry_run": self.dry_run,
             "num_samples": self.num_samples,

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from packer.executors import default_workers
 from packer.files import tree_bytes, write_file_synced
 from packer.planning import Plan
 from packer.progress import NoProgress, Progress
+from packer.publish import to_url
+from packer.remote import is_url
 from packer.resume import RESUME_DIR, load_results, prepare_resume, save_result
 from packer.shards import ShardResult
 from packer.staging import Staging, partial_path
@@ -137,9 +139,20 @@ def merge(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ConvertReport:
     """Assemble the parts of the plan in ``plan_dir`` into the pack ``dst`` (see the module
-    docstring). Every check runs before DST is touched; the parts are left as they were."""
+    docstring). Every check runs before DST is touched; the parts are left as they were. A URL
+    DST is merged locally and uploaded, manifest last (see :mod:`packer.publish`)."""
+    if is_url(dst):
+        report = to_url(
+            os.fspath(dst),
+            lambda local: merge(plan_dir, parts, local, progress=progress),
+            force=force,
+            storage_options=storage_options,
+        )
+        report.url = os.fspath(dst)
+        return report
     started = time.perf_counter()
     progress = progress or NoProgress()
     plan, digest = Plan.load(Path(plan_dir))
