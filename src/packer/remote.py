@@ -23,6 +23,7 @@ import shutil
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,7 +136,9 @@ class Store:
                 time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
-    def cat(self, name: str, start: int | None = None, end: int | None = None) -> bytes:
+    def cat(self, name: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``start:end`` of an object (all of it by default): one ranged GET (s3fs sends a
+        HEAD first for a whole-object read without a range)."""
         path = self.path(name)
         data: bytes = self.call(
             self.name_url(name), lambda: self.fs.cat_file(path, start=start, end=end)
@@ -246,16 +249,28 @@ class RemotePack(Pack):
         return self._read_rows(rows, positions)
 
     def _blocks(self) -> Iterator[tuple[int, Iterator[bytes], list[int]]]:
+        """Blocks of samples in order, the next block's GETs in flight while this one is used."""
         locations, labels = self.index.locations, self.index.labels
         step = 4096
-        for start in range(0, self._n, step):
+        starts = list(range(0, self._n, step))
+
+        def fetch(start: int) -> list[bytes]:
             stop = min(start + step, self._n)
             rows = np.asarray(locations[start:stop], dtype=np.int64)
-            data = self._read_rows(rows, list(range(start, stop)))
-            yield start, iter(data), labels[start:stop].tolist()
+            return self._read_rows(rows, list(range(start, stop)))
+
+        with ThreadPoolExecutor(1) as ahead:
+            pending = ahead.submit(fetch, starts[0]) if starts else None
+            for k, start in enumerate(starts):
+                assert pending is not None
+                data = pending.result()
+                pending = ahead.submit(fetch, starts[k + 1]) if k + 1 < len(starts) else None
+                yield start, iter(data), labels[start : start + len(data)].tolist()
 
     def _read_rows(self, rows: np.ndarray, positions: list[int]) -> list[bytes]:
         """Payloads of index ``rows`` (file, offset, length), coalesced into few GETs."""
+        if not len(rows):
+            return []
         if len(rows) and int(rows[:, 0].max()) >= len(self._names):
             raise self._bad_location(positions[int(rows[:, 0].argmax())], int(rows[:, 0].max()))
         order = np.lexsort((rows[:, 1], rows[:, 0]))

@@ -179,32 +179,43 @@ def _copy_all(
 
 
 def _copy_one(store: Store, folder: Path, f: _File, advance: Any) -> None:
-    """Fetch one file (continuing a ``.part`` left by a killed stage) and check it."""
+    """Fetch one file (continuing a ``.part`` left by a killed stage), hashing as it arrives."""
     target = folder / f.name
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_file() and sha256_file(target) == f.sha256:
         advance(1, 0)  # finished by an earlier, interrupted stage
         return
     part = target.with_name(target.name + ".part")
-    size = f.size if f.size is not None else int(store.info(f.name)["size"])
-    have = part.stat().st_size if part.is_file() else 0
-    if have > size:
-        part.unlink()
-        have = 0
-    with open(part, "ab") as out:
-        while have < size:
-            blob = store.cat(f.name, have, min(size, have + CHUNK))
-            if not blob:
-                raise PackError(f"{store.name_url(f.name)}: shorter than the manifest says")
-            out.write(blob)
-            have += len(blob)
-            advance(0, len(blob))
-        out.flush()
-        os.fsync(out.fileno())
     digest = hashlib.sha256()
-    with open(part, "rb") as check:
-        while block := check.read(CHUNK):
-            digest.update(block)
+    if f.size is None:  # an index file: small, fetched whole in one GET
+        part.unlink(missing_ok=True)
+        blob = store.cat(f.name)
+        with open(part, "wb") as out:
+            out.write(blob)
+            out.flush()
+            os.fsync(out.fileno())
+        digest.update(blob)
+        advance(0, len(blob))
+    else:
+        have = part.stat().st_size if part.is_file() else 0
+        if have > f.size:
+            part.unlink()
+            have = 0
+        if have:
+            with open(part, "rb") as begun:  # what a killed stage fetched: hashed, not fetched
+                while block := begun.read(CHUNK):
+                    digest.update(block)
+        with open(part, "ab") as out:
+            while have < f.size:
+                blob = store.cat(f.name, have, min(f.size, have + CHUNK))
+                if not blob:
+                    raise PackError(f"{store.name_url(f.name)}: shorter than the manifest says")
+                out.write(blob)
+                digest.update(blob)
+                have += len(blob)
+                advance(0, len(blob))
+            out.flush()
+            os.fsync(out.fileno())
     if digest.hexdigest() != f.sha256:
         part.unlink()
         raise PackError(
