@@ -27,7 +27,7 @@ from packer import convert, open_pack
 from packer.api import stage
 from packer.cli import app
 from packer.demo import make_demo_tree
-from packer.errors import EXIT_OUTPUT, EXIT_USAGE, PackError
+from packer.errors import EXIT_OUTPUT, EXIT_PROBLEMS_FOUND, PackError
 from packer.files import STATE_DIR
 from packer.testing import tree_digest
 
@@ -342,8 +342,8 @@ def test_cli_inspect_stage_and_verify_on_urls(
     assert made.exit_code == 0, made.output
     again = runner.invoke(app, ["convert", str(tree), "s3://bucket/cli-made.pack", "-q"])
     assert again.exit_code == EXIT_OUTPUT and "--force" in again.output
-    refused = runner.invoke(app, ["verify", url])
-    assert refused.exit_code == EXIT_USAGE and "pack stage" in refused.output
+    verified = runner.invoke(app, ["verify", url, "--deep"])
+    assert verified.exit_code == 0 and f"verified in {url}" in verified.output
     extracted = runner.invoke(app, ["extract", url, str(tmp_path / "out"), "-q"])
     assert extracted.exit_code == 0, extracted.output
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.jpg")) == sorted(
@@ -399,3 +399,33 @@ def test_merge_to_a_bucket(s3: S3, tree: Path, tmp_path: Path) -> None:
     one = convert(tree, tmp_path / "one.pack", "arrow", samples_per_shard=40).path
     with open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "c") as there:
         assert list(there) == list(open_pack(one))
+
+
+def test_verify_a_damaged_remote_pack_names_every_problem(
+    s3: S3, tree: Path, tmp_path: Path
+) -> None:
+    from packer.verify import verify_pack
+
+    local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=48).path
+    url = _upload(s3, local, "damaged.pack")
+    assert verify_pack(url, storage_options=s3.options).ok
+    names = [d.name for d in open_pack(local).manifest.data_files]
+    blob = bytearray((local / names[0]).read_bytes())
+    blob[1024:1030] = b"XXXXXX"  # damaged in place
+    s3.fs.pipe(f"bucket/damaged.pack/{names[0]}", bytes(blob))
+    s3.fs.rm_file(f"bucket/damaged.pack/{names[1]}")  # lost
+    s3.fs.pipe(f"bucket/damaged.pack/{names[2]}", (local / names[2]).read_bytes()[:-512])  # cut
+    s3.fs.invalidate_cache()
+    report = verify_pack(url, storage_options=s3.options)
+    assert not report.ok and report.to_dict()["path"] == url
+    wheres = {p.where for p in report.problems}
+    for name in names[:3]:
+        assert f"{url}/{name}" in wheres
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["verify", url, "--json"], env={
+            "AWS_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    )  # fmt: skip
+    assert result.exit_code == EXIT_PROBLEMS_FOUND and not json.loads(result.output)["ok"]

@@ -124,10 +124,12 @@ def verify(
         )
         took = throughput(report.seconds, report.samples_checked, "samples")
         if report.ok:
-            out.print(f"OK: {what} verified in {report.path} in {took}")
+            out.print(f"OK: {what} verified in {report.url or report.path} in {took}")
         else:
             total = len(report.problems) + report.problems_not_listed
-            out.print(f"DAMAGED: {total} problem(s) in {report.path} ({what} checked)")
+            out.print(
+                f"DAMAGED: {total} problem(s) in {report.url or report.path} ({what} checked)"
+            )
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEMS_FOUND)
 

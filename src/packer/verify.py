@@ -9,7 +9,7 @@ import hashlib
 import os
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class VerifyReport:
     #: what decoders said about samples that did decode (EXIF oddities, libtiff tags...)
     decoder_warnings: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
+    url: str | None = None  # a pack verified at a URL (``path`` is the local copy checked)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +59,7 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
+            "path": self.url or str(self.path),
             "ok": self.ok,
             "deep": self.deep,
             "samples_checked": self.samples_checked,
@@ -80,6 +81,7 @@ def verify_pack(
     max_pixels: int | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
     """Check every data and index file against the manifest's sha256, and every sample's CRC-32.
 
@@ -92,10 +94,12 @@ def verify_pack(
     if workers < 1:
         raise UsageError(f"--workers {workers} must be at least 1")
     if is_url(path):
-        raise UsageError(
-            f"{path}: verify checks a local pack; `pack stage {path} LOCAL` copies it checking "
-            "every file's sha256 on the way, then `pack verify LOCAL --deep` decodes every image"
-        )
+        from packer.verify_remote import verify_url
+
+        return verify_url(
+            os.fspath(path), deep=deep, max_pixels=max_pixels, workers=workers,
+            progress=progress, storage_options=storage_options,
+        )  # fmt: skip
     root = local_path(path)
     progress = progress or NoProgress()
     started = time.perf_counter()
