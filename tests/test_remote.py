@@ -429,3 +429,27 @@ def test_verify_a_damaged_remote_pack_names_every_problem(
         },
     )  # fmt: skip
     assert result.exit_code == EXIT_PROBLEMS_FOUND and not json.loads(result.output)["ok"]
+
+
+def test_bench_measures_a_pack_at_a_url(
+    s3: S3, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from packer.api import bench
+
+    local = convert(tree, tmp_path / "p.pack", "tar").path
+    url = _upload(s3, local, "bench.pack")
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "PACKER_CACHE": str(tmp_path / "cache"),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)  # the open probe runs in a fresh process
+    report = bench(tree, formats=["tar"], packs=[url], repeat=1, random_reads=100)
+    measured = {s.name: s for s in report.results}
+    remote = measured["tar:bench.pack"]
+    assert (remote.median("seq_samples_per_s") or 0) > 0 and (
+        remote.median("random_samples_per_s") or 0
+    ) > 0
+    assert remote.median("size_ratio") == pytest.approx(
+        measured["tar"].median("size_ratio"), rel=0.05
+    )

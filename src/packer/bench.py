@@ -29,12 +29,14 @@ import numpy as np
 
 from packer.bench_report import FOLDER, BenchReport, SystemResult, recommend
 from packer.conversion import convert
+from packer.describe import inspect_pack
 from packer.errors import PackError, SourceError, UsageError, require_extra
 from packer.files import tree_bytes
 from packer.pack import Pack, open_pack
 from packer.pagecache import evict, files_of, resident_fraction, warm
 from packer.progress import NoProgress, Progress
 from packer.registry import backend_names
+from packer.remote import is_url
 from packer.scanner import scan_tree
 
 _OPEN_PROBE = r"""
@@ -99,7 +101,7 @@ def _timed(fn: Callable[[], int], expected: int, what: str) -> float:
     return elapsed
 
 
-def _decode_pass(system: str, path: Path, workers: int, n: int) -> float:
+def _decode_pass(system: str, path: Path | str, workers: int, n: int) -> float:
     import torch
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
@@ -108,7 +110,7 @@ def _decode_pass(system: str, path: Path, workers: int, n: int) -> float:
 
     class FolderImages(Dataset[Any]):
         def __init__(self) -> None:
-            self.reader = _FolderReader(path)
+            self.reader = _FolderReader(Path(path))
 
         def __len__(self) -> int:
             return len(self.reader)
@@ -185,14 +187,15 @@ def bench(
         systems = [SystemResult(FOLDER, source)]
         systems += [SystemResult(name, work_root / f"{name}.pack") for name in names]
         for extra in packs:
-            p = Path(extra)
+            p: Path | str = os.fspath(extra) if is_url(extra) else Path(extra)
             with open_pack(p) as existing_pack:
                 if len(existing_pack) != n:
                     raise UsageError(
                         f"{p}: has {len(existing_pack)} samples but the source has {n}; measure an "
                         "existing pack against the tree it was made from (without --samples)"
                     )
-                systems.append(SystemResult(f"{existing_pack.backend.name}:{p.name}", p))
+                name = str(p).rstrip("/").rsplit("/", 1)[-1]
+                systems.append(SystemResult(f"{existing_pack.backend.name}:{name}", p))
         plan = _Plan(
             source=source,
             n=n,
@@ -263,8 +266,10 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
         convert(plan.source, system.path, system.name)
         values["convert_seconds"] = time.perf_counter() - start
     progress.advance(1, 0)
+    remote = isinstance(system.path, str)  # a pack at a URL: no page cache to warm or evict
     # the definition `pack inspect` uses: apparent bytes of the pack over the samples' bytes
-    values["size_ratio"] = tree_bytes(system.path) / max(1, plan.total)
+    size = inspect_pack(system.path)["pack_bytes"] if remote else tree_bytes(Path(system.path))
+    values["size_ratio"] = size / max(1, plan.total)
     probe = subprocess.run(
         [sys.executable, "-c", _OPEN_PROBE, "folder" if is_folder else "pack", str(system.path)],
         capture_output=True, text=True, check=False,
@@ -274,11 +279,14 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
         raise PackError(f"{system.path}: opening it in a fresh process failed ({last})")
     values.update(json.loads(probe.stdout))
     progress.advance(1, 0)
-    reader: Any = _FolderReader(system.path) if is_folder else open_pack(system.path)
+    reader: Any = _FolderReader(Path(system.path)) if is_folder else open_pack(system.path)
     if len(reader) != plan.n:
         raise RuntimeError(f"{system.name}: has {len(reader)} samples, expected {plan.n}")
 
     def prepare() -> None:
+        if remote:
+            return
+        assert isinstance(system.path, Path)
         if plan.cold:
             evict(system.path)
             largest = max(files_of(system.path), key=lambda p: p.stat().st_size)

@@ -51,7 +51,7 @@ class SystemResult:
     """Everything measured for one system (a format, or the plain folder)."""
 
     name: str
-    path: Path
+    path: Path | str  # a str for a pack at a URL
     metrics: dict[str, Stat] = field(default_factory=lambda: {m: Stat() for m in METRICS})
     ratios: dict[str, Stat] = field(default_factory=lambda: {m: Stat() for m in METRICS})
 

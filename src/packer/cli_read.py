@@ -241,8 +241,8 @@ def bench(
     ],
     formats: Annotated[str, typer.Option(help="Comma-separated formats, or 'all'.")] = "all",
     pack: Annotated[
-        list[Path] | None,
-        typer.Option("--pack", help="Also measure this existing pack (repeatable)."),
+        list[str] | None,
+        typer.Option("--pack", help="Also measure this existing pack or URL (repeatable)."),
     ] = None,
     samples: Annotated[
         int | None, typer.Option(help="Use a deterministic sample of N files.")
