@@ -373,17 +373,21 @@ def open_pack(
     in_memory: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    retries: int | None = None,
 ) -> Pack:
     """Open the pack at ``path`` (cheap: the index is memory-mapped, data files open on first read).
 
     ``in_memory=True`` reads every data file once into the (shared) page cache on first access.
     A URL (``s3://bucket/train.pack``, any fsspec URL) opens a :class:`packer.remote.RemotePack`:
-    ``storage_options`` go to fsspec, the index is cached under ``cache_dir``.
+    ``storage_options`` go to fsspec, the index is cached under ``cache_dir``, transient errors
+    are retried ``retries`` times (default ``$PACKER_RETRIES``, else 3).
     """
     from packer.remote import RemotePack, is_url, local_path
 
     if is_url(path):
         if in_memory:
             raise PackError(f"{path}: in_memory is for local packs; `pack stage` it first")
-        return RemotePack(os.fspath(path), storage_options=storage_options, cache_dir=cache_dir)
+        return RemotePack(
+            os.fspath(path), storage_options=storage_options, cache_dir=cache_dir, retries=retries
+        )
     return Pack(local_path(path), in_memory=in_memory)

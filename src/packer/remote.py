@@ -64,6 +64,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "packer"
 
 
+def default_retries() -> int:
+    """Retries after a transient error: ``$PACKER_RETRIES``, else 3."""
+    text = os.environ.get("PACKER_RETRIES", "")
+    return int(text) if text.isdigit() else 3
+
+
 class Store:
     """One remote folder: an fsspec filesystem per process (never shared across ``fork``), with
     retries and backoff for transient errors and one-line errors naming the URL."""
@@ -73,12 +79,12 @@ class Store:
         url: str,
         storage_options: Mapping[str, Any] | None = None,
         *,
-        retries: int = 3,
+        retries: int | None = None,
         backoff: float = 0.5,
     ) -> None:
         self.url = url.rstrip("/")
         self.storage_options = dict(storage_options or {})
-        self.retries = retries
+        self.retries = default_retries() if retries is None else retries
         self.backoff = backoff
         self._fs: Any = None
         self._root = ""
@@ -211,7 +217,8 @@ class RemotePack(Pack):
         url: the pack folder's URL (``s3://bucket/train.pack``, ``gs://...``, ``https://...``).
         storage_options: passed to fsspec (e.g. ``{"client_kwargs": {"endpoint_url": ...}}``).
         cache_dir: where manifest and index are cached (default :func:`default_cache_dir`).
-        retries: attempts after the first for a transient error (exponential backoff).
+        retries: attempts after the first for a transient error, with exponential backoff
+            (default ``$PACKER_RETRIES``, else 3).
     """
 
     def __init__(
@@ -220,7 +227,7 @@ class RemotePack(Pack):
         *,
         storage_options: Mapping[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        retries: int = 3,
+        retries: int | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.storage_options = dict(storage_options or {})
