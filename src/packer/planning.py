@@ -118,6 +118,7 @@ class Plan:
             cut_points=self.cut_points(),
             full_keys=self.scan.full_keys,
             image_extensions=validated_extensions(self.extensions),
+            classes=tuple(self.scan.classes),
             dry_run=dry_run,
         )
 

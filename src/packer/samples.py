@@ -113,6 +113,7 @@ def convert_samples(
                 pixel_shape=pixel_shape,
                 max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
                 image_extensions=validated_extensions(None),
+                classes=tuple(classes),
             )
             progress.start(count or 0, f"samples -> {backend.name}")
             try:

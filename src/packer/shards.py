@@ -70,6 +70,8 @@ class ShardJob:
     image_extensions: frozenset[str] = frozenset()
     #: check every sample, write nothing (``--dry-run``)
     dry_run: bool = False
+    #: the pack's class names, for formats that record them in data files (``classes_in_data``)
+    classes: tuple[str, ...] = ()
     #: samples from memory instead of files (``convert_samples``): ``dataset[i]`` for i in
     #: ``start..stop`` is ``(key, label, data, ext)`` or a mapping of those; paths unused
     dataset: Any = None
@@ -181,6 +183,7 @@ def write_shard(
     backend and appends to compact arrays -- no numpy call and no Path object per sample.
     """
     backend = make_backend(job.backend_name, job.backend_options, job.pixel_shape)
+    backend.classes = job.classes
     out = Path(job.out_dir) / backend.data_file_name(job.shard)
     # Written under a name of this attempt's own, renamed when complete: a task that runs twice
     # (a cluster worker lost mid-task) never has two writers on one file, and a final name always

@@ -233,6 +233,7 @@ def _reuse_shards(
     if len(manifest.data_files) != len(old.bounds):
         return
     class_map = _positions(old.scan.classes, plan.scan.classes)
+    same_classes = list(old.scan.classes) == list(plan.scan.classes)
     ext_map = _positions(manifest.extensions, plan.ext_names)
     index = Index(dst, manifest)
     try:
@@ -252,6 +253,7 @@ def _reuse_shards(
                     not backend.labels_in_data
                     or (plan.scan.labels[a:b] == old.scan.labels[oa:ob]).all()
                 )
+                and (not backend.classes_in_data or same_classes)
                 and plan.scan.paths[a:b] == old.scan.paths[oa:ob]
                 and data_file == manifest.data_files[j]
                 and _has_size(source, data_file.bytes)

@@ -13,13 +13,14 @@ a memory map: zero Arrow calls per sample.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from packer.backends.base import Backend, BackendOptions, ShardWriter
-from packer.backends.common import HF_CARD, BatchingWriter, hf_dataset_card, row_schema
+from packer.backends.common import HF_CARD, LAYOUTS, BatchingWriter, hf_dataset_card
 from packer.errors import UsageError
 
 if TYPE_CHECKING:
@@ -37,24 +38,32 @@ class ArrowOptions(BackendOptions):
     """Args:
     batch_rows: most rows per record batch.
     batch_mb: most MB of payload per record batch.
+    layout: ``packer`` (``data`` binary, int32 ``label``) or ``hf`` (an ``image`` struct and an
+        int64 ``ClassLabel`` with the class names in the schema: ``load_dataset("arrow",
+        data_files=...)`` gives Image and ClassLabel features without the card).
     """
 
     batch_rows: int = 1024
     batch_mb: int = 16
+    layout: str = "packer"
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.batch_mb < 1:
             raise UsageError("arrow options batch_rows and batch_mb must be at least 1")
+        if self.layout not in LAYOUTS:
+            raise UsageError(
+                f"arrow option layout={self.layout!r} must be one of {', '.join(LAYOUTS)}"
+            )
 
 
 class ArrowWriter(BatchingWriter):
-    def __init__(self, path: Path, options: ArrowOptions) -> None:
+    def __init__(self, path: Path, options: ArrowOptions, classes: Sequence[str] = ()) -> None:
         import pyarrow as pa
         import pyarrow.ipc as ipc
 
-        super().__init__(path, options.batch_rows, options.batch_mb << 20)
+        super().__init__(path, options.batch_rows, options.batch_mb << 20, options.layout, classes)
         self._sink = pa.OSFile(str(path), "wb")
-        self._writer = ipc.new_file(self._sink, row_schema())
+        self._writer = ipc.new_file(self._sink, self.schema)
         self._final: np.ndarray | None = None
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
@@ -90,6 +99,8 @@ def payload_ranges(path: Path, count: int) -> np.ndarray:
         row = 0
         for b in range(reader.num_record_batches):
             column = reader.get_batch(b).column(2)
+            if isinstance(column, pa.StructArray):  # the hf layout: the image's bytes child
+                column = column.field(0)
             _, value_offsets, values = column.buffers()
             offsets = np.frombuffer(value_offsets, dtype=np.int32)[
                 column.offset : column.offset + len(column) + 1
@@ -115,8 +126,12 @@ class ArrowBackend(Backend[ArrowOptions]):
     options_class = ArrowOptions
 
     def open_writer(self, path: Path) -> ShardWriter:
-        return ArrowWriter(path, self.options)
+        return ArrowWriter(path, self.options, self.classes)
+
+    @property
+    def classes_in_data(self) -> bool:
+        return self.options.layout == "hf"
 
     def sidecar_files(self, manifest: Manifest, index: Index) -> dict[str, bytes]:
         """A dataset card, so ``datasets.load_dataset(PACK)`` gives Image and ClassLabel."""
-        return {HF_CARD: hf_dataset_card(manifest, self.suffix)}
+        return {HF_CARD: hf_dataset_card(manifest, self.suffix, self.options.layout)}

@@ -224,6 +224,9 @@ class Backend(ABC, Generic[OptionsT]):
         if pixel_shape is not None and not self.stores_pixels:
             raise UsageError(f"format {self.name} stores encoded images, not pixels")
         self.pixel_shape = pixel_shape
+        #: the pack's class names (label i = classes[i]), set by the core before writing, for
+        #: formats that record them in their data files (:attr:`classes_in_data`)
+        self.classes: tuple[str, ...] = ()
 
     @property
     def raw_ranges(self) -> bool:
@@ -233,6 +236,12 @@ class Backend(ABC, Generic[OptionsT]):
         files (the fastest read path there is) and never calls :meth:`open_reader`.
         """
         return True
+
+    @property
+    def classes_in_data(self) -> bool:
+        """True when every data file records the class names (e.g. a ``ClassLabel`` feature), so
+        a class added or renamed changes every data file. Default: False."""
+        return False
 
     @property
     def labels_in_data(self) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from packer.backends.base import DataReader, ShardWriter
 from packer.errors import PackError
+from packer.keys import file_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -168,14 +169,41 @@ def _escape(text: str, *, dots: bool) -> str:
     return "".join(out)
 
 
+LAYOUTS = ("packer", "hf")
+
+
 @functools.cache
-def row_schema() -> pa.Schema:
-    """Columns of an Arrow or Parquet shard: ``key``, ``label``, ``data``, ``ext``."""
+def row_schema(layout: str = "packer", classes: tuple[str, ...] = ()) -> pa.Schema:
+    """Columns of an Arrow or Parquet shard. ``packer``: ``key``, ``label`` (int32), ``data``
+    (binary), ``ext``. ``hf``: what Hugging Face ``datasets`` reads as features with no card:
+    ``key``, ``label`` (int64, a ``ClassLabel`` of ``classes``), ``image`` (a struct of ``bytes``
+    and ``path``, an ``Image``), ``ext``, its features in the schema's ``huggingface`` metadata."""
     import pyarrow as pa
 
+    if layout != "hf":
+        return pa.schema(
+            [
+                ("key", pa.string()),
+                ("label", pa.int32()),
+                ("data", pa.binary()),
+                ("ext", pa.string()),
+            ],
+            metadata={"packer_format": "packer-arrow-v1"},
+        )
+    string = {"dtype": "string", "_type": "Value"}
+    features = {
+        "key": string,
+        "label": {"names": list(classes), "_type": "ClassLabel"},
+        "image": {"_type": "Image"},
+        "ext": string,
+    }
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     return pa.schema(
-        [("key", pa.string()), ("label", pa.int32()), ("data", pa.binary()), ("ext", pa.string())],
-        metadata={"packer_format": "packer-arrow-v1"},
+        [("key", pa.string()), ("label", pa.int64()), ("image", image), ("ext", pa.string())],
+        metadata={
+            "packer_format": "packer-arrow-hf-v1",
+            "huggingface": json.dumps({"info": {"features": features}}),
+        },
     )
 
 
@@ -190,8 +218,17 @@ class BatchingWriter(ShardWriter):
     Batches use :func:`row_schema`; ``complete`` must call ``self._flush()`` before its footer.
     """
 
-    def __init__(self, path: Path, rows: int, nbytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        rows: int,
+        nbytes: int,
+        layout: str = "packer",
+        classes: Sequence[str] = (),
+    ) -> None:
         super().__init__(path)
+        self.schema = row_schema(layout, tuple(classes))
+        self._hf = layout == "hf"
         self._rows = rows
         self._bytes = nbytes
         self._columns: tuple[list[str], list[int], list[bytes], list[str]] = ([], [], [], [])
@@ -215,14 +252,21 @@ class BatchingWriter(ShardWriter):
 
         keys, labels, payloads, exts = self._columns
         if keys:
+            data: pa.Array = pa.array(payloads, pa.binary())
+            if self._hf:  # Image's struct; path: the file name in SRC (file_name(key, ext))
+                names = [file_name(k, e) for k, e in zip(keys, exts, strict=True)]
+                data = pa.StructArray.from_arrays(
+                    [data, pa.array(names, pa.string())], names=["bytes", "path"]
+                )
+            label_type = pa.int64() if self._hf else pa.int32()
             batch = pa.record_batch(
                 [
                     pa.array(keys, pa.string()),
-                    pa.array(labels, pa.int32()),
-                    pa.array(payloads, pa.binary()),
+                    pa.array(labels, label_type),
+                    data,
                     pa.array(exts, pa.string()),
                 ],
-                schema=row_schema(),
+                schema=self.schema,
             )
             self.write_batch(batch)
         self._columns = ([], [], [], [])
@@ -236,7 +280,7 @@ class BatchingWriter(ShardWriter):
 HF_CARD = "README.md"
 
 
-def hf_dataset_card(manifest: Manifest, suffix: str) -> bytes:
+def hf_dataset_card(manifest: Manifest, suffix: str, layout: str = "packer") -> bytes:
     """A Hugging Face dataset card whose YAML header makes ``datasets.load_dataset(PACK)`` read the
     shards with features: ``label`` a ``ClassLabel`` with the class names and ``data`` an
     ``Image`` (when every sample is an image; else ``binary``). The shards are not touched, so
@@ -262,8 +306,11 @@ def hf_dataset_card(manifest: Manifest, suffix: str) -> bytes:
         "      class_label:",
         "        names:",
         *(f"          {q(str(i))}: {q(name)}" for i, name in enumerate(manifest.classes)),
-        "  - name: data",
-        f"    dtype: {'image' if is_image else 'binary'}",
+        *(
+            ["  - name: image", "    dtype: image"]
+            if layout == "hf"
+            else ["  - name: data", f"    dtype: {'image' if is_image else 'binary'}"]
+        ),
         "  - name: ext",
         "    dtype: string",
         "---",

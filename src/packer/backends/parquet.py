@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
-from packer.backends.common import HF_CARD, BatchingWriter, hf_dataset_card, row_schema
+from packer.backends.common import HF_CARD, LAYOUTS, BatchingWriter, hf_dataset_card
 from packer.errors import PackError, UsageError
 
 if TYPE_CHECKING:
@@ -37,25 +37,36 @@ class ParquetOptions(BackendOptions):
     """Args:
     row_group_rows: most rows per row group.
     row_group_mb: most MB of payload per row group.
+    layout: ``packer`` (``data`` binary, int32 ``label``) or ``hf`` (an ``image`` struct and an
+        int64 ``ClassLabel`` with the class names in the schema: ``load_dataset("parquet",
+        data_files=...)`` gives Image and ClassLabel features without the card).
     """
 
     row_group_rows: int = 1024
     row_group_mb: int = 8
+    layout: str = "packer"
 
     def __post_init__(self) -> None:
         if self.row_group_rows < 1 or self.row_group_mb < 1:
             raise UsageError("parquet options row_group_rows and row_group_mb must be at least 1")
+        if self.layout not in LAYOUTS:
+            raise UsageError(
+                f"parquet option layout={self.layout!r} must be one of {', '.join(LAYOUTS)}"
+            )
 
 
 class ParquetShardWriter(BatchingWriter):
-    def __init__(self, path: Path, options: ParquetOptions) -> None:
+    def __init__(self, path: Path, options: ParquetOptions, classes: Sequence[str] = ()) -> None:
         import pyarrow.parquet as pq
 
-        super().__init__(path, options.row_group_rows, options.row_group_mb << 20)
+        super().__init__(
+            path, options.row_group_rows, options.row_group_mb << 20, options.layout, classes
+        )
+        media = {"image.bytes": "none", "image.path": "zstd"} if self._hf else {"data": "none"}
         self._writer = pq.ParquetWriter(
             str(path),
-            row_schema(),
-            compression={"key": "zstd", "label": "zstd", "ext": "zstd", "data": "none"},
+            self.schema,
+            compression={"key": "zstd", "label": "zstd", "ext": "zstd", **media},
             use_dictionary=["ext"],
             write_statistics=["key", "label"],
         )
@@ -79,7 +90,7 @@ class ParquetReader(DataReader):
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = list(paths)
         self.files: dict[int, tuple[pq.ParquetFile, np.ndarray]] = {}
-        self.cached: dict[int, tuple[int, list[bytes]]] = {}
+        self.cached: dict[int, tuple[int, list[bytes | None]]] = {}
 
     def _file(self, file_id: int) -> tuple[pq.ParquetFile, np.ndarray]:
         entry = self.files.get(file_id)
@@ -107,7 +118,7 @@ class ParquetReader(DataReader):
                 raise PackError(
                     f"{self.paths[file_id]}: sample {index} is past the last row; run `pack verify`"
                 )
-            values = pf.read_row_group(group, columns=["data"]).column(0).to_pylist()
+            values = _payloads(pf.read_row_group(group, columns=[_media(pf)]).column(0))
             cached = self.cached[file_id] = (group, values)
         value = cached[1][offset - int(starts[group])]
         if value is None or len(value) != length:
@@ -122,6 +133,21 @@ class ParquetReader(DataReader):
         self.files, self.cached = {}, {}
 
 
+def _media(pf: pq.ParquetFile) -> str:
+    """The payload column: ``data``, or the hf layout's ``image`` struct."""
+    return "image" if "image" in pf.schema_arrow.names else "data"
+
+
+def _payloads(column: pa.ChunkedArray) -> list[bytes | None]:
+    import pyarrow as pa
+
+    values = column.combine_chunks()
+    if isinstance(values, pa.StructArray):
+        values = values.field("bytes")
+    payloads: list[bytes | None] = values.to_pylist()
+    return payloads
+
+
 class ParquetBackend(Backend[ParquetOptions]):
     name = "parquet"
     summary = "Parquet shards, uncompressed media column; for interchange (DuckDB, polars, Spark)"
@@ -133,11 +159,15 @@ class ParquetBackend(Backend[ParquetOptions]):
         return False
 
     def open_writer(self, path: Path) -> ShardWriter:
-        return ParquetShardWriter(path, self.options)
+        return ParquetShardWriter(path, self.options, self.classes)
+
+    @property
+    def classes_in_data(self) -> bool:
+        return self.options.layout == "hf"
 
     def sidecar_files(self, manifest: Manifest, index: Index) -> dict[str, bytes]:
         """A dataset card, so ``datasets.load_dataset(PACK)`` gives Image and ClassLabel."""
-        return {HF_CARD: hf_dataset_card(manifest, self.suffix)}
+        return {HF_CARD: hf_dataset_card(manifest, self.suffix, self.options.layout)}
 
     def open_reader(self, paths: Sequence[Path], key_of: KeyOf) -> DataReader:
         return ParquetReader(paths)
