@@ -344,6 +344,8 @@ def test_cli_inspect_stage_and_verify_on_urls(
     assert again.exit_code == EXIT_OUTPUT and "--force" in again.output
     verified = runner.invoke(app, ["verify", url, "--deep"])
     assert verified.exit_code == 0 and f"verified in {url}" in verified.output
+    status = runner.invoke(app, ["status", str(tree), url])
+    assert status.exit_code == 2 and "pack stage" in status.output
     extracted = runner.invoke(app, ["extract", url, str(tmp_path / "out"), "-q"])
     assert extracted.exit_code == 0, extracted.output
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.jpg")) == sorted(

@@ -329,7 +329,7 @@ def merge(
 @command()
 def status(
     src: Annotated[Path, typer.Argument(help="The folder tree the pack is made from.")],
-    dst: Annotated[Path, typer.Argument(help="The pack folder (it may not exist yet).")],
+    dst: Annotated[str, typer.Argument(help="The pack folder (it may not exist yet).")],
     checksum: ChecksumFlag = False,
     json_out: JsonFlag = False,
 ) -> None:

@@ -374,6 +374,11 @@ def status(
 ) -> Changes:
     """Is the pack at ``dst`` up to date with ``src``? SRC is planned with the options the pack
     was made with (the defaults if there is no pack or no state)."""
+    from packer.publish import refuse_url
+    from packer.remote import is_url
+
+    if is_url(dst):
+        refuse_url("pack status", os.fspath(dst))
     dst_path = Path(dst)
     state = load_state(dst_path) if (dst_path / MANIFEST_NAME).is_file() else None
     arguments: dict[str, Any] = dict(state.arguments) if state is not None else {}
