@@ -168,7 +168,6 @@ def test_missing_pack_and_unreachable_endpoint(tmp_path: Path, s3: S3) -> None:
         **s3.options,
         "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"},
         "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
-        "retries": 1,  # s3fs's own
     }
     with pytest.raises(PackError, match=r"x.pack/manifest.json: failed after 2 attempt\(s\)"):
         open_pack("s3://bucket/x.pack", storage_options=closed, cache_dir=tmp_path, retries=1)
@@ -470,3 +469,68 @@ def test_access_denied_is_one_line_naming_the_url(
         open_pack(
             url, storage_options={**s3.options, "skip_instance_cache": True}, cache_dir=tmp_path
         )
+
+
+def _bucket_digest(s3: S3, prefix: str) -> dict[str, str]:
+    import hashlib
+
+    s3.fs.invalidate_cache()
+    return {
+        p.removeprefix(f"bucket/{prefix}/"): hashlib.sha256(s3.fs.cat_file(p)).hexdigest()
+        for p in s3.fs.find(f"bucket/{prefix}")
+    }
+
+
+def test_update_a_pack_in_a_bucket_sends_only_what_changed(
+    s3: S3, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import fsspec.config
+
+    # one request at a time: moto's request log is written by its threads without a lock
+    monkeypatch.setitem(fsspec.config.conf, "gather_batch_size", 1)
+    monkeypatch.setitem(fsspec.config.conf, "nofiles_gather_batch_size", 1)
+
+    src = tmp_path / "src"
+    shutil.copytree(tree, src)
+    url = "s3://bucket/updated.pack"
+    kw: dict[str, Any] = {"samples_per_shard": 24, "storage_options": s3.options}
+    first = convert(src, url, "tar", update=True, **kw)  # no pack there yet: all of it
+    assert first.update is not None and "no pack" in first.update["rebuild"]
+    s3.reset()
+    same = convert(src, url, "tar", update=True, **kw)
+    assert same.update is not None and same.update["up_to_date"]
+    assert {r["method"] for r in s3.requests()} <= {"GET", "HEAD"}  # nothing written
+    (src / "circle" / "circle_0002a.jpg").write_bytes(
+        (tree / "circle" / "circle_0002.jpg").read_bytes()
+    )
+    s3.reset()
+    report = convert(src, url, "tar", update=True, **kw)
+    assert report.update is not None and report.update["files"]["added"] == 1
+    written = report.update["shards"]["to_rewrite"]
+    assert 1 <= written <= 2 < report.update["shards"]["total"]
+    puts = [
+        r["url"]
+        for r in s3.requests()
+        if r["method"] == "PUT" and "x-amz-copy-source" not in {k.lower() for k in r["headers"]}
+    ]
+    assert len([u for u in puts if "/shard-" in u and u.endswith(".tar")]) == written
+    fresh = convert(src, tmp_path / "fresh.pack", "tar", samples_per_shard=24).path
+    assert _bucket_digest(s3, "updated.pack") == tree_digest(fresh)
+    # many files at the front: new shards there, every later shard moves to another number
+    # (copied inside the bucket, not sent again)
+    for i in range(40):
+        jpeg = (tree / "circle" / "circle_0001.jpg").read_bytes()
+        (src / "circle" / f"circle_0001-{i}.jpg").write_bytes(jpeg + bytes(i))  # padded, valid
+    s3.reset()
+    moved = convert(src, url, "tar", update=True, **kw)
+    assert moved.update is not None and moved.update["rebuild"] is None
+    log = s3.requests()
+    copies = [r for r in log if "x-amz-copy-source" in {k.lower() for k in r["headers"]}]
+    sent = [
+        r for r in log if r["method"] == "PUT" and r not in copies and r["url"].endswith(".tar")
+    ]
+    assert copies and len(sent) == moved.update["shards"]["to_rewrite"]
+    fresh = convert(src, tmp_path / "fresh2.pack", "tar", samples_per_shard=24).path
+    assert _bucket_digest(s3, "updated.pack") == tree_digest(fresh)

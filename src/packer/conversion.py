@@ -34,7 +34,7 @@ from packer.manifest import Manifest
 from packer.omissions import MAX_LISTED
 from packer.planning import Plan, make_plan
 from packer.progress import NoProgress, Progress
-from packer.publish import refuse_url, to_url
+from packer.publish import refuse_url, to_url, update_at_url
 from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend
 from packer.remote import is_url
 from packer.resume import RESUME_DIR, prepare_resume, remove_strays, reusable, save_result
@@ -130,8 +130,16 @@ def convert(
     """
     if is_url(dst):
         given = dict(locals())  # the arguments, as given
-        if update or resume:
-            refuse_url("--update" if update else "--resume", os.fspath(dst))
+        if resume:
+            refuse_url("--resume", os.fspath(dst))
+        if update:
+            report = update_at_url(
+                os.fspath(dst),
+                lambda local: convert(**{**given, "dst": local}),
+                storage_options=storage_options,
+            )
+            report.url = os.fspath(dst)
+            return report
         report = to_url(
             os.fspath(dst),
             lambda local: convert(**{**given, "dst": local, "force": False}),

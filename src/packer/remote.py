@@ -42,7 +42,15 @@ T = TypeVar("T")
 MAX_GAP = 1 << 20
 #: ... up to this many bytes per GET.
 MAX_SPAN = 64 << 20
-_PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError)
+#: Errors no retry can fix (a bad URL, option or credential): reported at once.
+_PERMANENT = (
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ValueError,
+    TypeError,
+)
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
