@@ -534,3 +534,19 @@ def test_update_a_pack_in_a_bucket_sends_only_what_changed(
     assert copies and len(sent) == moved.update["shards"]["to_rewrite"]
     fresh = convert(src, tmp_path / "fresh2.pack", "tar", samples_per_shard=24).path
     assert _bucket_digest(s3, "updated.pack") == tree_digest(fresh)
+
+
+def test_a_hostile_manifest_never_writes_outside(s3: S3, tree: Path, tmp_path: Path) -> None:
+    local = convert(tree, tmp_path / "p.pack", "tar").path
+    url = _upload(s3, local, "hostile.pack")
+    document = json.loads((local / "manifest.json").read_text())
+    document["index"]["sha256"]["index/../../escaped"] = "0" * 64
+    s3.fs.pipe("bucket/hostile.pack/manifest.json", json.dumps(document).encode())
+    s3.fs.pipe("bucket/hostile.pack/escaped", b"payload")
+    s3.fs.invalidate_cache()
+    base = tmp_path / "deep" / "er"
+    with pytest.raises(PackError, match="escape"):
+        open_pack(url, storage_options=s3.options, cache_dir=base / "cache")
+    with pytest.raises(PackError, match="escape"):
+        stage(url, base / "node" / "p.pack", storage_options=s3.options)
+    assert not [p for p in tmp_path.rglob("escaped")]

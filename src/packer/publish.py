@@ -27,6 +27,7 @@ from typing import Any, NoReturn, TypeVar
 from packer.errors import OutputError, UsageError
 from packer.files import STATE_DIR
 from packer.index import INDEX_DIR
+from packer.keys import safe_relative
 from packer.manifest import MANIFEST_NAME
 from packer.remote import Store, fetch_manifest
 
@@ -97,8 +98,9 @@ def _shadow(store: Store, local: Path) -> dict[int, str]:
     listing = _listing(store)
     for name in sorted(listing):
         if name.startswith((f"{INDEX_DIR}/", f"{STATE_DIR}/")):
-            (local / name).parent.mkdir(parents=True, exist_ok=True)
-            (local / name).write_bytes(store.cat(name))
+            target = local / safe_relative(name)  # a key with ".." must not write outside
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(store.cat(name))
     out: dict[int, str] = {}
     for data_file in manifest.data_files:
         path = local / data_file.name

@@ -33,6 +33,7 @@ from packer.backends.base import DataReader
 from packer.errors import PackError, UsageError
 from packer.files import write_file_synced
 from packer.index import INDEX_DIR
+from packer.keys import safe_relative
 from packer.manifest import MANIFEST_NAME, Manifest
 from packer.pack import Pack
 
@@ -198,13 +199,15 @@ def cached_index(store: Store, cache_dir: str | os.PathLike[str] | None) -> Path
     try:
         (tmp / INDEX_DIR).mkdir(parents=True)
         for name in names:
+            target = tmp / safe_relative(name)  # "index/../../x" must not write outside
             blob = store.cat(name)
             if hashlib.sha256(blob).hexdigest() != manifest.index_sha256[name]:
                 raise PackError(
                     f"{store.name_url(name)}: sha256 differs from the manifest's (the pack "
                     "changed while it was read, or is damaged); open it again, or run pack verify"
                 )
-            write_file_synced(tmp / name, blob)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_file_synced(target, blob)
         write_file_synced(tmp / MANIFEST_NAME, raw)  # last: marks the entry complete
         try:
             tmp.rename(local)

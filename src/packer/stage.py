@@ -29,6 +29,7 @@ from typing import Any
 
 from packer.errors import OutputError, PackError
 from packer.files import sha256_file, write_file_synced
+from packer.keys import safe_relative
 from packer.manifest import MANIFEST_NAME, Manifest
 from packer.progress import NoProgress, Progress
 from packer.remote import Store, fetch_manifest, is_url, local_path
@@ -124,7 +125,8 @@ def _node_lock(dst: Path) -> Iterator[None]:
 def _files(manifest: Manifest) -> list[_File]:
     """Every file of the pack but the manifest: data files, index files, loader indexes."""
     out = [_File(d.name, d.sha256, d.bytes) for d in manifest.data_files]
-    out += [_File(name, sha, None) for name, sha in sorted(manifest.index_sha256.items())]
+    # names from a manifest are checked: "index/../../x" must not write outside LOCAL
+    out += [_File(safe_relative(n), sha, None) for n, sha in sorted(manifest.index_sha256.items())]
     return out
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from packer.errors import OutputError, PackError
+from packer.keys import safe_relative
 from packer.manifest import MANIFEST_NAME
 from packer.progress import NoProgress, Progress
 from packer.remote import Store, fetch_manifest
@@ -76,7 +77,7 @@ def _fetch(store: Store, folder: Path, name: str) -> None:
         if "not found" in str(exc):
             return
         raise
-    target = folder / name
+    target = folder / safe_relative(name)  # a manifest naming "../x" must not write outside
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as out:
         for start in range(0, size, CHUNK):
