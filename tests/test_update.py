@@ -329,3 +329,14 @@ def test_a_name_clash_changes_the_keys_of_files_that_did_not_change(tmp_path: Pa
     assert tree_digest(dst) == _fresh(src, tmp_path, "memmap", samples_per_shard=64)
     with open_pack(dst) as pack:
         assert {"class0/00005.png", "class0/00005.jpg"} <= set(pack.keys())
+
+
+def test_an_update_with_two_workers_is_the_same_update(tmp_path: Path) -> None:
+    src = _small_tree(tmp_path / "src")
+    dst = convert(src, tmp_path / "out.pack", "tar", samples_per_shard=64, workers=2).path
+    old = _data_inodes(dst)
+    (src / "class1" / "00007.png").unlink()
+    (src / "class3" / "extra.png").write_bytes(_png(11))
+    report = convert(src, dst, "tar", samples_per_shard=64, update=True, workers=2)
+    assert 1 <= _written(report) <= 4 and len(_data_inodes(dst) & old) >= len(old) - 4
+    assert tree_digest(dst) == _fresh(src, tmp_path, "tar", samples_per_shard=64, workers=1)
