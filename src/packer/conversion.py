@@ -323,7 +323,7 @@ def write_pack(
     collected = Collected(
         len(scan.classes), skipped=list(scan.skipped), findings=list(scan.findings)
     )
-    state = StateRecorder()
+    state = StateRecorder(root)
     results = _calling(state.add, results)
     if on_result is not None:
         results = _calling(on_result, results)

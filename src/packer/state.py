@@ -40,13 +40,18 @@ class PackState:
 
 
 class StateRecorder:
-    """Gathers what the state needs from the shard results as they are indexed."""
+    """Gathers what the state needs from the shard results as they are indexed. The per-sample
+    columns (size, mtime, CRC-32: 20 bytes a sample) go to raw files in the pack folder as they
+    come, not to memory, so a convert's memory does not grow with them."""
 
-    def __init__(self) -> None:
+    _COLUMNS = (("sizes", "<i8"), ("mtimes", "<i8"), ("crc32", "<u4"))
+
+    def __init__(self, root: Path) -> None:
+        self.raw = root / f"{STATE_DIR}.raw"
+        shutil.rmtree(self.raw, ignore_errors=True)
+        self.raw.mkdir()
         self.shards: list[dict[str, Any]] = []
-        self.sizes: list[np.ndarray] = []
-        self.mtimes: list[np.ndarray] = []
-        self.crc32: list[np.ndarray] = []
+        self.count = 0
         self.complete = True
 
     def add(self, result: ShardResult) -> None:
@@ -54,30 +59,46 @@ class StateRecorder:
         self.shards.append(info)
         if len(result.source_mtimes) != result.consumed:
             self.complete = False  # e.g. a part written by an older packer: no state then
-        self.sizes.append(result.source_sizes)
-        self.mtimes.append(result.source_mtimes)
-        self.crc32.append(result.source_crc32)
+            return
+        self.count += result.consumed
+        columns = (result.source_sizes, result.source_mtimes, result.source_crc32)
+        for (name, dtype), values in zip(self._COLUMNS, columns, strict=True):
+            with open(self.raw / name, "ab") as f:
+                f.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
 
     def save(self, root: Path, plan: Plan, arguments: dict[str, Any] | None) -> None:
         """Write the state into the pack folder ``root`` (before it is committed)."""
-        if not self.complete or arguments is None:
-            return
-        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int64)
-        if len(sizes) != len(plan.scan):
-            return
-        bounds = [(int(s["start"]), int(s["start"]) + int(s["consumed"])) for s in self.shards]
-        full = dataclasses.replace(plan, sizes=sizes, bounds=bounds)
-        folder = root / STATE_DIR
-        shutil.rmtree(folder, ignore_errors=True)
-        full.save(folder / "plan")
-        np.save(
-            folder / "mtimes.npy", np.concatenate(self.mtimes).astype("<i8"), allow_pickle=False
-        )
-        np.save(folder / "crc32.npy", np.concatenate(self.crc32).astype("<u4"), allow_pickle=False)
-        document = {"format": STATE_FORMAT, "shards": self.shards, "arguments": arguments}
-        write_file_synced(
-            folder / "state.json", (json.dumps(document, sort_keys=True) + "\n").encode()
-        )
+        try:
+            if not self.complete or arguments is None or self.count != len(plan.scan):
+                return
+            folder = root / STATE_DIR
+            shutil.rmtree(folder, ignore_errors=True)
+            sizes = (
+                np.fromfile(self.raw / "sizes", dtype="<i8") if self.count else np.zeros(0, "<i8")
+            )
+            bounds = [(int(s["start"]), int(s["start"]) + int(s["consumed"])) for s in self.shards]
+            dataclasses.replace(plan, sizes=sizes, bounds=bounds).save(folder / "plan")
+            for name, dtype in self._COLUMNS[1:]:
+                _raw_to_npy(self.raw / name, folder / f"{name}.npy", dtype, self.count)
+            document = {"format": STATE_FORMAT, "shards": self.shards, "arguments": arguments}
+            write_file_synced(
+                folder / "state.json", (json.dumps(document, sort_keys=True) + "\n").encode()
+            )
+        finally:
+            shutil.rmtree(self.raw, ignore_errors=True)
+
+
+def _raw_to_npy(raw: Path, target: Path, dtype: str, count: int) -> None:
+    """A ``.npy`` of ``count`` values from a raw file, copied a block at a time."""
+    array = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=(count,))
+    if count:
+        step = 1 << 20
+        with open(raw, "rb") as f:
+            for a in range(0, count, step):
+                block = np.frombuffer(f.read(min(step, count - a) * array.itemsize), dtype=dtype)
+                array[a : a + len(block)] = block
+    array.flush()
+    del array
 
 
 def load_state(dst: Path) -> PackState | None:
