@@ -29,6 +29,7 @@ demo: $(VENV)/.base
 	$(BIN)/pack inspect $(DEMO)/demo-tar.pack
 	$(BIN)/pack verify $(DEMO)/demo-tar.pack --deep
 	$(BIN)/pack verify $(DEMO)/demo-zip.pack
+	$(BIN)/pack convert $(DEMO)/tree $(DEMO)/demo-tar.pack --format tar --samples-per-shard 100 --update
 	$(BIN)/python -c "import packer; p = packer.open_pack('$(DEMO)/demo-zip.pack'); s = p[0]; \
 	  print(f'first sample: key={s.key!r} label={s.label} ({p.classes[s.label]}) {len(s.data)} bytes .{s.ext}')"
 
