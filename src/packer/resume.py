@@ -13,11 +13,13 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from packer.executors import available_cpus
 from packer.files import sha256_file
 from packer.plan import stat_size
 from packer.shards import ShardJob, ShardResult
@@ -66,23 +68,29 @@ def save_result(folder: Path, result: ShardResult) -> None:
 
 
 def load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
-    """Finished shards of an interrupted run whose data file is still exactly what was recorded."""
-    found: dict[int, ShardResult] = {}
+    """Finished shards of an interrupted run whose data file is still exactly what was recorded
+    (the sha256 checks run in a few threads: hashing releases the GIL, a merge has many files)."""
+    candidates: list[ShardResult] = []
     for info_path in sorted(folder.glob("shard-*.json")):
         try:
             info = json.loads(info_path.read_text())
             with np.load(info_path.with_suffix(".npz"), allow_pickle=False) as npz:
                 result = ShardResult.from_record({k: npz[k] for k in npz.files}, info)
             path = out_dir / result.data_file.name
-            if (
-                path.is_file()
-                and path.stat().st_size == result.data_file.bytes
-                and sha256_file(path) == result.data_file.sha256
-            ):
-                found[result.shard] = result
+            if path.is_file() and path.stat().st_size == result.data_file.bytes:
+                candidates.append(result)
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             continue  # a record cut short by the crash: that shard is simply written again
-    return found
+
+    def intact(result: ShardResult) -> bool:
+        try:
+            return sha256_file(out_dir / result.data_file.name) == result.data_file.sha256
+        except OSError:
+            return False
+
+    with ThreadPoolExecutor(max(1, min(4, available_cpus()))) as pool:
+        checks = list(pool.map(intact, candidates))
+    return {r.shard: r for r, ok in zip(candidates, checks, strict=True) if ok}
 
 
 def prepare_resume(partial: Path, template: ShardJob, extra: list[Any]) -> dict[int, ShardResult]:
