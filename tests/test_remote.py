@@ -214,7 +214,7 @@ def test_stage_copies_verifies_and_is_a_no_op_the_second_time(
     assert not any(p.name.endswith(".part") for p in copy.rglob("*"))
     s3.reset()
     again = stage(url, copy, storage_options=s3.options)
-    assert again.already and again.bytes_copied == 0
+    assert again.already and again.bytes_copied == 0 and again.bytes_total == report.bytes_total
     assert all(
         r["url"].endswith("/manifest.json") for r in s3.requests()
     )  # same pack? nothing else

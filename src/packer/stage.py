@@ -88,8 +88,8 @@ def stage(
     with _node_lock(dst):
         raw, manifest = fetch_manifest(store)
         files = _files(manifest)
-        total = sum(f.size or 0 for f in files) + len(raw)
         if _holds(dst, raw, manifest):
+            total = sum((dst / f.name).stat().st_size for f in files) + len(raw)
             return StageReport(
                 dst, source, len(files) + 1, total, 0, time.perf_counter() - started, True
             )
