@@ -15,9 +15,7 @@ def _remote(url: str) -> tuple[str, Manifest, int]:
     """The manifest of the pack at ``url`` and its size (one listing, the update state left out)."""
     store = Store(url)
     _, manifest = fetch_manifest(store)
-    listing = store.call(url, lambda: store.fs.find(store.path(""), detail=True))
-    state = store.path(STATE_DIR) + "/"
-    size = sum(int(v.get("size") or 0) for k, v in listing.items() if not k.startswith(state))
+    size = sum(n for name, n in store.listing().items() if not name.startswith(f"{STATE_DIR}/"))
     return url.rstrip("/"), manifest, size
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
+
+import numpy as np
+
+from packer.errors import OutputError
 
 
 def write_file_synced(path: Path, data: bytes) -> None:
@@ -13,6 +18,26 @@ def write_file_synced(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def raw_to_npy(raw: Path, target: Path, dtype: str, shape: tuple[int, ...]) -> None:
+    """Turn a file of raw little-endian values into the ``.npy`` file ``target`` (header, then
+    the bytes copied a block at a time) and remove it: arrays streamed to disk while they grow
+    never have to be held in memory."""
+    with open(target, "wb") as out, open(raw, "rb") as src:
+        header = {"descr": dtype, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(out, header)
+        shutil.copyfileobj(src, out, 1 << 20)
+    raw.unlink()
+
+
+def require_free_space(folder: Path, needed: int, what: str, advice: str) -> None:
+    """Refuse before the first byte when ``folder``'s disk cannot hold ``needed`` more bytes."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise OutputError(
+            f"{folder}: {what} needs {needed / 1e9:.2f} GB free, has {free / 1e9:.2f} GB; {advice}"
+        )
 
 
 #: A pack's update state (:mod:`packer.state`): beside the pack, not part of it.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import shutil
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import BinaryIO
 import numpy as np
 
 from packer.errors import PackError, UsageError
+from packer.files import raw_to_npy
 from packer.manifest import Manifest
 
 INDEX_DIR = "index"
@@ -112,16 +112,12 @@ class IndexWriter:
         for name, (dtype, tail, extra) in INDEX_ARRAYS.items():
             if name == "key_order":
                 continue
-            raw = self.dir / f"{name}.raw"
-            with open(self.dir / f"{name}.npy", "wb") as out, open(raw, "rb") as src:
-                header = {
-                    "descr": dtype,
-                    "fortran_order": False,
-                    "shape": (self.count + extra, *tail),
-                }
-                np.lib.format.write_array_header_1_0(out, header)
-                shutil.copyfileobj(src, out, 1 << 20)
-            raw.unlink()
+            raw_to_npy(
+                self.dir / f"{name}.raw",
+                self.dir / f"{name}.npy",
+                dtype,
+                (self.count + extra, *tail),
+            )
         np.save(self.dir / "key_order.npy", self._sorted_key_order(unique_keys), allow_pickle=False)
 
     def _sorted_key_order(self, unique: bool = False) -> np.ndarray:

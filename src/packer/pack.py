@@ -36,7 +36,7 @@ class Sample(NamedTuple):
     ext: str
 
 
-_CHUNK = 4096  # rows of index pulled at once by sequential iteration
+BLOCK_ROWS = 4096  # rows of index pulled at once by sequential iteration
 
 
 class Pack:
@@ -281,8 +281,8 @@ class Pack:
         """(start, payload iterator, labels) per block of index rows. When a block lies in one
         memory-mapped file and inside it, payloads are plain slices with no per-sample checks."""
         all_locations, all_labels = self.index.locations, self.index.labels
-        for start in range(0, self._n, _CHUNK):
-            stop = min(start + _CHUNK, self._n)
+        for start in range(0, self._n, BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, self._n)
             labels = all_labels[start:stop].tolist()
             rows = all_locations[start:stop]
             if self._reader is None or self._pid != os.getpid():

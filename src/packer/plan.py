@@ -132,11 +132,6 @@ def plan_shards(
     return bounds
 
 
-def file_sizes(root: Path, paths: Sequence[str]) -> np.ndarray:
-    """int64 size of each file under ``root``, for :func:`plan_shards`."""
-    return file_stats(root, paths)[0]
-
-
 def file_stats(root: Path, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """int64 (size, mtime_ns) of each file under ``root`` (0, 0 where it cannot be stat'ed).
     Each folder is opened once and its files stat'ed by name in it: a shorter lookup per file

@@ -28,7 +28,7 @@ from packer.errors import OutputError, UsageError
 from packer.files import STATE_DIR
 from packer.index import INDEX_DIR
 from packer.keys import safe_relative
-from packer.manifest import MANIFEST_NAME
+from packer.manifest import MANIFEST_NAME, Manifest
 from packer.remote import Store, fetch_manifest
 
 R = TypeVar("R")
@@ -95,7 +95,7 @@ def _shadow(store: Store, local: Path) -> dict[int, str]:
         return {}
     raw, manifest = fetch_manifest(store)
     local.mkdir()
-    listing = _listing(store)
+    listing = store.listing()
     for name in sorted(listing):
         if name.startswith((f"{INDEX_DIR}/", f"{STATE_DIR}/")):
             target = local / safe_relative(name)  # a key with ".." must not write outside
@@ -114,10 +114,7 @@ def _shadow(store: Store, local: Path) -> dict[int, str]:
 
 
 def _data_names(local: Path) -> list[str]:
-    import json
-
-    document = json.loads((local / MANIFEST_NAME).read_text(encoding="utf-8"))
-    return [str(d["name"]) for d in document["data_files"]]
+    return [d.name for d in Manifest.read(local).data_files]
 
 
 def _has_manifest(store: Store) -> bool:
@@ -136,7 +133,7 @@ def upload(
     fs = store.fs
     old: dict[str, int] = {}
     if replace:
-        old = _listing(store)
+        old = store.listing()
         manifest = store.path(MANIFEST_NAME)
         store.call(store.name_url(MANIFEST_NAME), lambda: fs.rm_file(manifest))
     moved = {new: source for new, source in reused.items() if new != source}
@@ -150,7 +147,7 @@ def upload(
         _copy(store, staged[new], new)
         _remove(store, staged[new])
     fs.invalidate_cache()
-    uploaded = _listing(store)
+    uploaded = store.listing()
     for name, path in zip(names, files, strict=True):
         if uploaded.get(name) != path.stat().st_size:
             raise OutputError(
@@ -181,15 +178,6 @@ def _copy(store: Store, source: str, target: str) -> None:
 def _remove(store: Store, name: str) -> None:
     path = store.path(name)
     store.call(store.name_url(name), lambda: store.fs.rm_file(path))
-
-
-def _listing(store: Store) -> dict[str, int]:
-    """Every object under the pack's prefix: relative name -> size."""
-    root = store.path("").rstrip("/") + "/"
-    found: dict[str, Any] = store.call(
-        store.url, lambda: store.fs.find(root, detail=True, withdirs=False)
-    )
-    return {k[len(root) :]: int(v.get("size") or 0) for k, v in found.items() if k.startswith(root)}
 
 
 def refuse_url(what: str, url: str) -> NoReturn:

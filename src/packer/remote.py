@@ -35,7 +35,7 @@ from packer.files import write_file_synced
 from packer.index import INDEX_DIR
 from packer.keys import safe_relative
 from packer.manifest import MANIFEST_NAME, Manifest
-from packer.pack import Pack
+from packer.pack import BLOCK_ROWS, Pack
 
 T = TypeVar("T")
 
@@ -171,6 +171,16 @@ class Store:
         )
         return [bytes(g) for g in got]
 
+    def listing(self) -> dict[str, int]:
+        """Every object under this folder: relative name -> size (one paginated listing)."""
+        root = self.path("").rstrip("/") + "/"
+        found: dict[str, Any] = self.call(
+            self.url, lambda: self.fs.find(root, detail=True, withdirs=False)
+        )
+        return {
+            k[len(root) :]: int(v.get("size") or 0) for k, v in found.items() if k.startswith(root)
+        }
+
     def info(self, name: str) -> dict[str, Any]:
         path = self.path(name)
         result: dict[str, Any] = self.call(self.name_url(name), lambda: self.fs.info(path))
@@ -269,7 +279,7 @@ class RemotePack(Pack):
     def _blocks(self) -> Iterator[tuple[int, Iterator[bytes], list[int]]]:
         """Blocks of samples in order, the next block's GETs in flight while this one is used."""
         locations, labels = self.index.locations, self.index.labels
-        step = 4096
+        step = BLOCK_ROWS
         starts = list(range(0, self._n, step))
 
         def fetch(start: int) -> list[bytes]:

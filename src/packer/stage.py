@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from packer.errors import OutputError, PackError
-from packer.files import sha256_file, write_file_synced
+from packer.files import require_free_space, sha256_file, write_file_synced
 from packer.keys import safe_relative
 from packer.manifest import MANIFEST_NAME, Manifest
 from packer.progress import NoProgress, Progress
@@ -150,12 +149,9 @@ def _check_space(folder: Path, files: list[_File]) -> None:
             continue
         part = folder / f"{f.name}.part"
         needed += f.size - (part.stat().st_size if part.is_file() else 0)
-    free = shutil.disk_usage(folder).free
-    if needed > free:
-        raise OutputError(
-            f"{folder.parent}: needs {needed / 1e9:.2f} GB free for the pack, has {free / 1e9:.2f} "
-            "GB; free some space or stage to another disk"
-        )
+    require_free_space(
+        folder.parent, needed, "the pack", "free some space or stage to another disk"
+    )
 
 
 def _copy_all(

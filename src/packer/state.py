@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from packer.errors import PackError
-from packer.files import STATE_DIR, write_file_synced
+from packer.files import STATE_DIR, raw_to_npy, write_file_synced
 from packer.planning import Plan
 from packer.shards import ShardResult
 
@@ -50,6 +50,8 @@ class StateRecorder:
         self.raw = root / f"{STATE_DIR}.raw"
         shutil.rmtree(self.raw, ignore_errors=True)
         self.raw.mkdir()
+        for name, _ in self._COLUMNS:
+            (self.raw / name).touch()
         self.shards: list[dict[str, Any]] = []
         self.count = 0
         self.complete = True
@@ -73,32 +75,17 @@ class StateRecorder:
                 return
             folder = root / STATE_DIR
             shutil.rmtree(folder, ignore_errors=True)
-            sizes = (
-                np.fromfile(self.raw / "sizes", dtype="<i8") if self.count else np.zeros(0, "<i8")
-            )
+            sizes = np.fromfile(self.raw / "sizes", dtype="<i8")
             bounds = [(int(s["start"]), int(s["start"]) + int(s["consumed"])) for s in self.shards]
             dataclasses.replace(plan, sizes=sizes, bounds=bounds).save(folder / "plan")
             for name, dtype in self._COLUMNS[1:]:
-                _raw_to_npy(self.raw / name, folder / f"{name}.npy", dtype, self.count)
+                raw_to_npy(self.raw / name, folder / f"{name}.npy", dtype, (self.count,))
             document = {"format": STATE_FORMAT, "shards": self.shards, "arguments": arguments}
             write_file_synced(
                 folder / "state.json", (json.dumps(document, sort_keys=True) + "\n").encode()
             )
         finally:
             shutil.rmtree(self.raw, ignore_errors=True)
-
-
-def _raw_to_npy(raw: Path, target: Path, dtype: str, count: int) -> None:
-    """A ``.npy`` of ``count`` values from a raw file, copied a block at a time."""
-    array = np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=(count,))
-    if count:
-        step = 1 << 20
-        with open(raw, "rb") as f:
-            for a in range(0, count, step):
-                block = np.frombuffer(f.read(min(step, count - a) * array.itemsize), dtype=dtype)
-                array[a : a + len(block)] = block
-    array.flush()
-    del array
 
 
 def load_state(dst: Path) -> PackState | None:

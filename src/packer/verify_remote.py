@@ -11,14 +11,14 @@ as missing. Disk use is the pack's size, for the time of the check.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from packer.errors import OutputError, PackError
+from packer.errors import PackError
+from packer.files import require_free_space
 from packer.keys import safe_relative
 from packer.manifest import MANIFEST_NAME
 from packer.progress import NoProgress, Progress
@@ -44,13 +44,12 @@ def verify_url(
     ) as tmp:
         folder = Path(tmp) / "pack"
         folder.mkdir()
-        needed = sum(d.bytes for d in manifest.data_files)
-        free = shutil.disk_usage(folder).free
-        if needed > free:
-            raise OutputError(
-                f"{folder.parent}: verifying {url} needs {needed / 1e9:.2f} GB of temporary space, "
-                f"has {free / 1e9:.2f} GB; set PACKER_TMPDIR to a bigger disk"
-            )
+        require_free_space(
+            folder.parent,
+            sum(d.bytes for d in manifest.data_files),
+            f"verifying {url}",
+            "set PACKER_TMPDIR to a bigger disk",
+        )
         with ThreadPoolExecutor(4) as pool:
             for future in [pool.submit(_fetch, store, folder, n) for n in names]:
                 future.result()
