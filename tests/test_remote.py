@@ -550,3 +550,26 @@ def test_a_hostile_manifest_never_writes_outside(s3: S3, tree: Path, tmp_path: P
     with pytest.raises(PackError, match="escape"):
         stage(url, base / "node" / "p.pack", storage_options=s3.options)
     assert not [p for p in tmp_path.rglob("escaped")]
+
+
+def test_a_pack_of_what_users_have_reads_stages_and_verifies_from_a_bucket(
+    s3: S3, tmp_path: Path
+) -> None:
+    """Padded phone JPEGs, odd BMPs, 16-bit and CMYK images, a non-UTF-8 name (its key goes
+    through the index and the object names unchanged)."""
+    from packer.verify import verify_pack
+    from test_real_trees import real_tree
+
+    src = real_tree(tmp_path / "src")
+    local = convert(src, tmp_path / "p.pack", "tar", samples_per_shard=8).path
+    url = _upload(s3, local, "users.pack")
+    with (
+        open_pack(local) as here,
+        open_pack(url, storage_options=s3.options, cache_dir=tmp_path / "c") as there,
+    ):
+        assert list(there) == list(here)
+        assert any("\udce9" in s.key for s in there)
+    copy = tmp_path / "node" / "users.pack"
+    stage(url, copy, storage_options=s3.options)
+    assert _pack_files(copy) == _pack_files(local)
+    assert verify_pack(url, storage_options=s3.options, deep=True).ok

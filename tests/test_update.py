@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from packer import convert, open_pack, status
+from packer import convert, open_pack, status, verify_pack
 from packer.api import convert_part, merge, save_plan
 from packer.cli import app
 from packer.conversion_report import ConvertReport
@@ -340,3 +340,37 @@ def test_an_update_with_two_workers_is_the_same_update(tmp_path: Path) -> None:
     report = convert(src, dst, "tar", samples_per_shard=64, update=True, workers=2)
     assert 1 <= _written(report) <= 4 and len(_data_inodes(dst) & old) >= len(old) - 4
     assert tree_digest(dst) == _fresh(src, tmp_path, "tar", samples_per_shard=64, workers=1)
+
+
+def _users_tree(root: Path) -> Path:
+    """What users really have (tests/test_real_trees.py: padded phone JPEGs, OS/2 and v5 BMPs,
+    16-bit and CMYK images, EXIF rotation, macOS junk, a non-UTF-8 name, names differing only
+    by extension), plus a symlink loop and a link out of the tree."""
+    from test_real_trees import real_tree
+
+    real_tree(root)
+    os.symlink("..", root / "photos" / "loop")
+    outside = root.parent / "outside.jpg"
+    outside.write_bytes((root / "stray.jpg").read_bytes())
+    os.symlink(outside, root / "photos" / "escapes.jpg")
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["tar", "zip"])
+def test_updates_on_the_trees_users_have(tmp_path: Path, fmt: str) -> None:
+    from oddimages import VALID
+
+    src = _users_tree(tmp_path / "src")
+    dst = convert(src, tmp_path / "out.pack", fmt, samples_per_shard=8).path
+    before = _files(dst)
+    assert status(src, dst).up_to_date
+    assert _written(convert(src, dst, fmt, samples_per_shard=8, update=True)) == 0
+    assert _files(dst) == before  # the loop, the escaping link and the junk change nothing
+    (src / "scans" / "latin1-\udce9.png").unlink()  # the non-UTF-8 name goes
+    (src / "scans" / "phone-2.jpg").write_bytes(VALID["jpeg-phone-padding"][1]())
+    (src / "photos" / "star.png").write_bytes((src / "photos" / "a.png.png").read_bytes())
+    changes = status(src, dst)
+    assert (changes.added, changes.changed, changes.removed) == (1, 1, 1)
+    convert(src, dst, fmt, samples_per_shard=8, update=True)
+    assert tree_digest(dst) == _fresh(src, tmp_path, fmt, samples_per_shard=8)
+    assert verify_pack(dst).ok
