@@ -62,6 +62,6 @@ def test_bad_indices(pack: Pack) -> None:
 def test_iteration_of_ascii_keys_matches_random_access(
     pack: Pack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("packer.pack._CHUNK", 7)
+    monkeypatch.setattr("packer.pack.BLOCK_ROWS", 7)
     assert list(pack) == [pack[i] for i in range(len(pack))]
     assert all(s.key.isascii() for s in pack)

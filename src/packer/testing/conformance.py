@@ -135,7 +135,9 @@ class BackendConformance(SafetyChecks):
     def test_sequential_and_random_agree(
         self, pack: Pack, block: int, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr("packer.pack._CHUNK", block)  # small blocks: every boundary is crossed
+        monkeypatch.setattr(
+            "packer.pack.BLOCK_ROWS", block
+        )  # small blocks: every boundary is crossed
         sequential = list(pack)
         assert sequential == [pack[i] for i in range(len(pack))]
         assert sequential[::-1] == [pack[i] for i in reversed(range(len(pack)))]
