@@ -15,6 +15,8 @@ SPECS = [BackendSpec(name) for name in backend_names()] + [
     BackendSpec("hdf5", {"compression": "gzip"}),  # pixel packs then go through h5py chunks
     BackendSpec("parquet", {"row_group_rows": 2}),  # reads cross row groups inside a shard
     BackendSpec("arrow", {"batch_rows": 2}),  # several record batches per shard
+    BackendSpec("arrow", {"layout": "hf"}),  # raw ranges into the image struct's bytes
+    BackendSpec("parquet", {"layout": "hf"}),
 ]
 
 
