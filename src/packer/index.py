@@ -27,6 +27,7 @@ import numpy as np
 
 from packer.errors import PackError, UsageError
 from packer.files import raw_to_npy
+from packer.keysort import key_order
 from packer.manifest import Manifest
 
 INDEX_DIR = "index"
@@ -118,37 +119,52 @@ class IndexWriter:
                 dtype,
                 (self.count + extra, *tail),
             )
-        np.save(self.dir / "key_order.npy", self._sorted_key_order(unique_keys), allow_pickle=False)
+        self._write_key_order(unique_keys)
 
-    def _sorted_key_order(self, unique: bool = False) -> np.ndarray:
-        """Sample ids in key order: keys are laid out as fixed-width byte strings (zero-padded; keys
-        never contain NUL) and sorted by numpy's memcmp in C. Rows are filled block by block with
-        vectorised scatters, so no Python object is made per key."""
-        offsets = map_npy(self.dir / "key_offsets.npy", "<u8", (self.count + 1,)).astype(np.int64)
-        blob = np.fromfile(self.dir / KEYS_FILE, dtype=np.uint8)
-        lengths = np.diff(offsets)
-        width = max(1, int(lengths.max()) if len(lengths) else 1)
-        fixed = np.zeros((self.count, width), dtype=np.uint8)
-        block = 65536
-        for a in range(0, self.count, block):
-            b = min(self.count, a + block)
-            lens = lengths[a:b]
-            rows = np.repeat(np.arange(a, b), lens)
-            cols = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-            fixed[rows, cols] = blob[offsets[a] : offsets[b]]
-        keys = fixed.view(f"S{width}").ravel()
-        order = np.argsort(keys, kind="stable")
-        if unique and self.count > 1:
-            ranked = keys[order]
-            twice = np.flatnonzero(ranked[1:] == ranked[:-1])
-            if len(twice):
-                key = decode_key(bytes(ranked[twice[0]]))
-                raise UsageError(f"key {key!r} is given to two samples; keys must be unique")
-        return order.astype("<u8")
+    def _write_key_order(self, unique: bool) -> None:
+        """``key_order.npy`` by an external merge sort (:mod:`packer.keysort`): memory stays
+        bounded however many keys there are."""
+        offsets_path = self.dir / "key_offsets.npy"
+        header = npy_header_size(offsets_path)
+        width = 0
+        for a in range(0, self.count, 1 << 20):
+            block = _read_u8(offsets_path, header, a, min(self.count, a + (1 << 20)) + 1)
+            width = max(width, int(np.diff(block.astype(np.int64)).max(initial=0)))
+        raw = self.dir / "key_order.raw"
+        with open(self.dir / KEYS_FILE, "rb") as keys, open(raw, "wb") as out:
+
+            def key_bytes(x: int, y: int) -> bytes:
+                return os.pread(keys.fileno(), y - x, x)
+
+            key_order(
+                key_bytes,
+                lambda a, b: _read_u8(offsets_path, header, a, b + 1),
+                self.count,
+                width,
+                self.dir / "key_order.runs",
+                lambda ids: out.write(ids.tobytes()),
+                unique=unique,
+            )
+        raw_to_npy(raw, self.dir / "key_order.npy", "<u8", (self.count,))
 
     def abort(self) -> None:
         for f in [*self._raw.values(), self._keys]:
             f.close()
+
+
+def npy_header_size(path: Path) -> int:
+    """Where a ``.npy`` file's data starts."""
+    with open(path, "rb") as f:
+        if np.lib.format.read_magic(f) == (1, 0):
+            np.lib.format.read_array_header_1_0(f)
+        else:
+            np.lib.format.read_array_header_2_0(f)
+        return f.tell()
+
+
+def _read_u8(path: Path, header: int, a: int, b: int) -> np.ndarray:
+    """Values ``a..b`` of a ``<u8`` ``.npy`` array whose data starts at ``header``."""
+    return np.fromfile(path, dtype="<u8", count=b - a, offset=header + 8 * a)
 
 
 def map_npy(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
