@@ -48,7 +48,7 @@ def test_key_order_is_python_sort(tmp_path_factory, keys, run_bytes):
 @pytest.mark.parametrize("run_bytes", [40, 1 << 20])
 def test_a_key_given_twice_is_found_across_runs(tmp_path, monkeypatch, run_bytes):
     monkeypatch.setattr(keysort, "RUN_BYTES", run_bytes)
-    keys = [f"k{i:03d}".encode() for i in range(50)] + ["k017".encode()]
+    keys = [f"k{i:03d}".encode() for i in range(50)] + [b"k017"]
     with pytest.raises(UsageError, match="'k017' is given to two samples"):
         _order(keys, tmp_path / "runs", unique=True)
     assert not (tmp_path / "runs").exists()

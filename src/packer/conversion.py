@@ -27,7 +27,7 @@ from packer.conversion_report import Collected, ConvertReport, build_report, up_
 from packer.errors import OutputError, SourceError, UsageError
 from packer.executors import Reusable, default_workers, local_pool, run_inline, run_on
 from packer.files import sha256_file, tree_bytes
-from packer.findings import duplicates_across_classes, index_columns
+from packer.findings import duplicates_across_classes, index_blocks, key_reader
 from packer.index import INDEX_FILES, Index, IndexWriter
 from packer.keys import safe_relative
 from packer.manifest import Manifest
@@ -333,7 +333,9 @@ def write_pack(
         collected,
         empty=f"{scan.root}: every image was skipped; nothing to pack (see the errors above)",
     )
-    collected.findings.extend(duplicates_across_classes(scan, *index_columns(root)))
+    collected.findings.extend(
+        duplicates_across_classes(scan, index_blocks(root), key_reader(root), root / ".duplicates")
+    )
     remove_strays(root, {d.name for d in collected.data_files})
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
     finish_pack(root, backend, _manifest(plan, collected, {}))

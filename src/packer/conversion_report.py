@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,15 +112,19 @@ class Collected:
         """Identical files under two labels, from the columns kept while collecting."""
         if not self.columns:
             return []
-        lengths = np.concatenate([c[4] for c in self.columns]).astype(np.uint64)
-        return duplicates_across_classes(
-            scan,
-            np.concatenate([c[0] for c in self.columns]),
-            np.concatenate([c[1] for c in self.columns]),
-            np.concatenate([c[2] for c in self.columns]),
-            b"".join(c[3] for c in self.columns),
-            np.concatenate([[0], np.cumsum(lengths, dtype=np.uint64)]),
-        )
+        ends = np.cumsum([len(c[0]) for c in self.columns])
+
+        def key_of(i: int) -> str:
+            at = int(np.searchsorted(ends, i, side="right"))
+            _, _, _, blob, lengths = self.columns[at]
+            j = i - (int(ends[at - 1]) if at else 0)
+            a = int(lengths[:j].sum())
+            return blob[a : a + int(lengths[j])].decode("utf-8", "surrogateescape")
+
+        with tempfile.TemporaryDirectory(prefix="packer-") as spill:
+            return duplicates_across_classes(
+                scan, (c[:3] for c in self.columns), key_of, Path(spill) / "duplicates"
+            )
 
 
 def build_report(

@@ -21,11 +21,11 @@ import os
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from packer.errors import PackError, UsageError
+from packer.errors import PackError
 from packer.files import raw_to_npy
 from packer.keysort import key_order
 from packer.manifest import Manifest
@@ -124,11 +124,10 @@ class IndexWriter:
     def _write_key_order(self, unique: bool) -> None:
         """``key_order.npy`` by an external merge sort (:mod:`packer.keysort`): memory stays
         bounded however many keys there are."""
-        offsets_path = self.dir / "key_offsets.npy"
-        header = npy_header_size(offsets_path)
+        offsets = NpyFile(self.dir / "key_offsets.npy")
         width = 0
         for a in range(0, self.count, 1 << 20):
-            block = _read_u8(offsets_path, header, a, min(self.count, a + (1 << 20)) + 1)
+            block = offsets.rows(a, min(self.count, a + (1 << 20)) + 1)
             width = max(width, int(np.diff(block.astype(np.int64)).max(initial=0)))
         raw = self.dir / "key_order.raw"
         with open(self.dir / KEYS_FILE, "rb") as keys, open(raw, "wb") as out:
@@ -138,7 +137,7 @@ class IndexWriter:
 
             key_order(
                 key_bytes,
-                lambda a, b: _read_u8(offsets_path, header, a, b + 1),
+                lambda a, b: offsets.rows(a, b + 1),
                 self.count,
                 width,
                 self.dir / "key_order.runs",
@@ -152,19 +151,31 @@ class IndexWriter:
             f.close()
 
 
-def npy_header_size(path: Path) -> int:
-    """Where a ``.npy`` file's data starts."""
-    with open(path, "rb") as f:
-        if np.lib.format.read_magic(f) == (1, 0):
-            np.lib.format.read_array_header_1_0(f)
-        else:
-            np.lib.format.read_array_header_2_0(f)
-        return f.tell()
+class NpyFile:
+    """A ``.npy`` file read a block of rows at a time (never mapped or loaded whole): for passes
+    over a large index whose memory must not grow with it."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with open(path, "rb") as f:
+            fmt = np.lib.format
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            if dtype.hasobject or fortran:
+                raise PackError(f"{path}: not a plain array; re-create the pack")
+            self.offset = f.tell()
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype: np.dtype[Any] = dtype
+        self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
 
-def _read_u8(path: Path, header: int, a: int, b: int) -> np.ndarray:
-    """Values ``a..b`` of a ``<u8`` ``.npy`` array whose data starts at ``header``."""
-    return np.fromfile(path, dtype="<u8", count=b - a, offset=header + 8 * a)
+    def rows(self, a: int, b: int) -> np.ndarray:
+        """Rows ``a..b`` (a copy)."""
+        count = (b - a) * (self.row // self.dtype.itemsize)
+        flat = np.fromfile(
+            self.path, dtype=self.dtype, count=count, offset=self.offset + a * self.row
+        )
+        return flat.reshape(-1, *self.shape[1:])
 
 
 def map_npy(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -32,7 +32,7 @@ def key_order(
     count: int,
     width: int,
     spill: Path,
-    write: Callable[[np.ndarray], None],
+    write: Callable[[np.ndarray], object],
     *,
     unique: bool = False,
 ) -> None:
@@ -104,7 +104,10 @@ def _merge(files: list[Path], record: int, window: int) -> Iterator[np.ndarray]:
     def refill(r: int) -> None:
         if len(buffers[r]) < window // 2 and read[r] < sizes[r]:
             more = np.fromfile(
-                files[r], dtype=dtype, count=min(window, sizes[r] - read[r]), offset=read[r] * record
+                files[r],
+                dtype=dtype,
+                count=min(window, sizes[r] - read[r]),
+                offset=read[r] * record,
             )
             read[r] += len(more)
             buffers[r] = np.concatenate([buffers[r], more]) if len(buffers[r]) else more
@@ -152,7 +155,7 @@ class _Duplicates:
 def _emit(
     records: np.ndarray,
     record: int,
-    write: Callable[[np.ndarray], None],
+    write: Callable[[np.ndarray], object],
     check: _Duplicates | None,
 ) -> None:
     rows = records.view(np.uint8).reshape(-1, record)
