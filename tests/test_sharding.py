@@ -16,6 +16,7 @@ from packer.demo import make_demo_tree
 from packer.errors import UsageError
 from packer.executors import available_cpus, default_workers
 from packer.pathtable import PathTable
+from packer.columns import store
 from packer.plan import (
     DEFAULT_SHARD_SIZE,
     CutRule,
@@ -88,14 +89,15 @@ def test_a_default_convert_is_cut_by_the_sample_cap(tmp_path: Path) -> None:
     count=st.one_of(st.none(), st.integers(1, 10)),
     content=st.booleans(),
     seed=st.integers(0, 1000),
+    block=st.sampled_from([1, 3, 1 << 16]),
 )
 def test_plan_rule(
-    sizes: list[int], limit: int | None, count: int | None, content: bool, seed: int
+    sizes: list[int], limit: int | None, count: int | None, content: bool, seed: int, block: int
 ) -> None:
     arr = np.asarray(sizes)
     points = _points(len(sizes), seed)
     rule = CutRule(limit, count, content=content)
-    bounds = plan_shards(arr, len(sizes), rule, points)
+    bounds = plan_shards(arr, len(sizes), rule, points, block=block)
     assert bounds == _sequential(sizes, rule, points.tolist())
     assert bounds[0][0] == 0 and bounds[-1][1] == len(sizes)
     assert all(a < b for a, b in bounds) and all(
@@ -151,14 +153,22 @@ def test_an_insertion_or_removal_moves_about_one_boundary(kind: str) -> None:
 @pytest.mark.parametrize(
     "rule", [CutRule(5_000_000, 300), CutRule(None, 300), CutRule(2_000_000, None)]
 )
-def test_the_bisection_plan_is_the_sequential_rule_at_scale(rule: CutRule) -> None:
+@pytest.mark.parametrize("block", [1 << 16, 7, 1000])
+def test_the_bisection_plan_is_the_sequential_rule_at_scale(
+    rule: CutRule, block: int, tmp_path: Path
+) -> None:
+    """Whether the window holds every sample or a few (and reads them from columns on disk)."""
     rng = np.random.default_rng(3)
     sizes = rng.integers(0, 100_000, 50_000)
     sizes[rng.integers(0, 50_000, 20)] = 3_000_000  # some bigger than a shard
     points = _points(len(sizes), 5)
-    assert plan_shards(sizes, len(sizes), rule, points) == _sequential(
-        sizes.tolist(), rule, points.tolist()
+    expected = _sequential(sizes.tolist(), rule, points.tolist())
+    assert plan_shards(sizes, len(sizes), rule, points, block=block) == expected
+    on_disk = (
+        store([sizes], "<i8", tmp_path / "sizes.npy"),
+        store([points], "<f8", tmp_path / "u.npy"),
     )
+    assert plan_shards(on_disk[0], len(sizes), rule, on_disk[1], block=block) == expected
 
 
 def _sequential(sizes: list[int], rule: CutRule, points: list[float]) -> list[tuple[int, int]]:

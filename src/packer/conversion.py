@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from packer.cluster import as_executor
 from packer.conversion_report import Collected, ConvertReport, build_report, up_to_date_report
 from packer.errors import OutputError, SourceError, UsageError
@@ -198,7 +200,7 @@ def convert(
         if changes.changes.up_to_date:
             if changes.changes.refreshed:
                 assert plan.mtimes is not None
-                refresh_mtimes(dst_path, plan.mtimes)
+                refresh_mtimes(dst_path, np.asarray(plan.mtimes))
             return up_to_date_report(dst_path, changes.changes, started)
 
     def run_shards(template: ShardJob, done: dict[int, ShardResult]) -> Iterator[ShardResult]:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from packer.columns import NpyFile
 from packer.images import EXTENSION_FORMATS, sniff_format
-from packer.index import INDEX_DIR, KEYS_FILE, NpyFile
+from packer.index import INDEX_DIR, KEYS_FILE
 from packer.keys import sample_key
 from packer.omissions import MAX_LISTED, Finding
 from packer.scanner import Scan

@@ -21,10 +21,11 @@ import os
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
+from packer.columns import NpyFile
 from packer.errors import PackError
 from packer.files import raw_to_npy
 from packer.keysort import key_order
@@ -149,33 +150,6 @@ class IndexWriter:
     def abort(self) -> None:
         for f in [*self._raw.values(), self._keys]:
             f.close()
-
-
-class NpyFile:
-    """A ``.npy`` file read a block of rows at a time (never mapped or loaded whole): for passes
-    over a large index whose memory must not grow with it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with open(path, "rb") as f:
-            fmt = np.lib.format
-            version = fmt.read_magic(f)
-            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            shape, fortran, dtype = read(f)
-            if dtype.hasobject or fortran:
-                raise PackError(f"{path}: not a plain array; re-create the pack")
-            self.offset = f.tell()
-        self.shape: tuple[int, ...] = tuple(shape)
-        self.dtype: np.dtype[Any] = dtype
-        self.row = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
-
-    def rows(self, a: int, b: int) -> np.ndarray:
-        """Rows ``a..b`` (a copy)."""
-        count = (b - a) * (self.row // self.dtype.itemsize)
-        flat = np.fromfile(
-            self.path, dtype=self.dtype, count=count, offset=self.offset + a * self.row
-        )
-        return flat.reshape(-1, *self.shape[1:])
 
 
 def map_npy(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:

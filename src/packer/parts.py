@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from packer._version import __version__
+from packer.columns import blocks_of
 from packer.conversion import output_error, run_planned, write_pack
 from packer.conversion_report import ConvertReport, build_report
 from packer.errors import OutputError, PackError, UsageError
@@ -310,5 +311,7 @@ def save_plan(
         "samples": len(plan.scan.paths),
         "shards": len(plan.bounds),
         "classes": len(plan.scan.classes),
-        "source_bytes": int(plan.sizes.sum()) if plan.sizes is not None else 0,
+        "source_bytes": int(sum(int(b.sum()) for b in blocks_of(plan.sizes)))
+        if plan.sizes is not None
+        else 0,
     }

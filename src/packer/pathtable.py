@@ -9,10 +9,14 @@ through ``surrogateescape``; a POSIX file name never contains NUL, so NUL can en
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import overload
+from pathlib import Path
+from typing import Any, BinaryIO, overload
 
 import numpy as np
+
+from packer.columns import Array, Column, ColumnWriter
 
 _ENCODING = ("utf-8", "surrogateescape")
 _CHUNK = 65536  # paths decoded at a time when iterating
@@ -96,69 +100,39 @@ class PathTable(Sequence[str]):
     def nbytes(self) -> int:
         return len(self._blob) + self._offsets.nbytes
 
+    def blocks(self, size: int = _CHUNK) -> Iterator[PathTable]:
+        """The table a block of paths at a time (views here; reads for a table on disk)."""
+        for a in range(0, len(self), size):
+            yield self[a : a + size]
+
     def hashes(self) -> np.ndarray:
         """A 64-bit hash of each path (uint64), a pure function of its bytes on every machine:
         content-defined shard cuts and matching paths between two scans use it. Vectorised (a
         polynomial over the bytes, then the SplitMix64 finaliser), a block of paths at a time."""
-        n = len(self)
-        out = np.empty(n, dtype=np.uint64)
+        parts = [block.block_hashes() for block in self.blocks()]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+    def block_hashes(self) -> np.ndarray:
+        """:meth:`hashes` of an in-memory table, in one vectorised pass."""
+        if not len(self):
+            return np.zeros(0, dtype=np.uint64)
         raw = np.frombuffer(self._blob, dtype=np.uint8)
-        for a in range(0, n, _CHUNK):
-            b = min(n, a + _CHUNK)
-            starts = self._offsets[a:b] - self._offsets[a]
-            lengths = np.diff(self._offsets[a : b + 1])  # each path's bytes and its NUL
-            chunk = raw[self._offsets[a] : self._offsets[b]].astype(np.uint64) + np.uint64(1)
-            position = np.arange(len(chunk), dtype=np.int64) - np.repeat(starts, lengths)
-            chunk *= _powers(int(lengths.max()))[position]
-            out[a:b] = _mix(np.add.reduceat(chunk, starts))
+        starts = self._offsets[:-1] - self._offsets[0]
+        lengths = np.diff(self._offsets)  # each path's bytes and its NUL
+        chunk = raw[self._offsets[0] : self._offsets[-1]].astype(np.uint64) + np.uint64(1)
+        position = np.arange(len(chunk), dtype=np.int64) - np.repeat(starts, lengths)
+        chunk *= _powers(int(lengths.max()))[position]
+        out: np.ndarray = _mix(np.add.reduceat(chunk, starts))
         return out
 
     def extensions(self) -> tuple[list[str], np.ndarray]:
         """The distinct extensions (:func:`packer.keys.split_name`'s rule: what follows the last
         dot of the base name, case kept; "" if none), sorted, and each path's position in them
-        (uint16). Vectorised: an extension of up to 8 bytes is found and packed into one integer
-        per path with numpy, a block at a time; only longer ones are split in Python."""
-        n = len(self)
-        raw = np.frombuffer(self._blob, dtype=np.uint8)
-        codes = np.empty(n, dtype=np.int64)
-        seen: dict[str, int] = {}
-        lanes = np.arange(8, dtype=np.int64)
-        for a in range(0, n, _CHUNK):
-            b = min(n, a + _CHUNK)
-            lo, hi = int(self._offsets[a]), int(self._offsets[b])
-            chunk = raw[lo:hi]
-            starts = self._offsets[a:b] - lo
-            ends = self._offsets[a + 1 : b + 1] - lo - 1  # at each path's NUL
-            where = np.arange(hi - lo, dtype=np.int64)
-            dot = np.maximum.reduceat(np.where(chunk == ord("."), where, -1), starts)
-            slash = np.maximum.reduceat(np.where(chunk == ord("/"), where, -1), starts)
-            slash = np.maximum(slash, starts - 1)  # no slash: the base name is the whole path
-            first = np.where(dot > slash + 1, dot + 1, ends)  # a leading dot is no extension
-            length = ends - first
-            at = first[:, None] + lanes
-            bytes_ = np.where(lanes < length[:, None], chunk[np.minimum(at, len(chunk) - 1)], 0)
-            shifts = (lanes * 8).astype(np.uint64)
-            packed = np.bitwise_or.reduce(bytes_.astype(np.uint64) << shifts, axis=1)
-            long = length > 8
-            unique, inverse = np.unique(packed[~long], return_inverse=True)
-            local = np.array(
-                [
-                    seen.setdefault(
-                        int(key).to_bytes(8, "little").rstrip(b"\0").decode(*_ENCODING), len(seen)
-                    )
-                    for key in unique.tolist()
-                ],
-                dtype=np.int64,
-            )
-            block = np.empty(b - a, dtype=np.int64)
-            block[~long] = local[inverse.reshape(-1)] if len(local) else 0
-            for i in np.flatnonzero(long).tolist():  # the rare extension over 8 bytes
-                ext = bytes(chunk[first[i] : ends[i]]).decode(*_ENCODING)
-                block[i] = seen.setdefault(ext, len(seen))
-            codes[a:b] = block
-        names = sorted(seen)
-        rank = np.array([names.index(e) for e in seen] or [0], dtype=np.uint16)
-        return names, rank[codes]
+        (uint16). See :class:`Extensions`."""
+        table = Extensions()
+        codes = [table.codes(block) for block in self.blocks()]
+        names, rank = table.finish()
+        return names, rank[np.concatenate(codes)] if codes else np.zeros(0, dtype=np.uint16)
 
     def encoded(self) -> tuple[bytes, np.ndarray]:
         """(the paths back to back without terminators, uint64 offsets ``(n+1,)``): the plan's
@@ -187,6 +161,64 @@ class PathTable(Sequence[str]):
         return cls(with_nul.tobytes(), plain + np.arange(len(plain), dtype=np.int64))
 
 
+class Extensions:
+    """Extension ids found a block of paths at a time: :meth:`codes` numbers each block's
+    extensions in order of first appearance, :meth:`finish` maps those numbers to positions in
+    the sorted names. Vectorised: an extension of up to 8 bytes is found and packed into one
+    integer per path with numpy; only longer ones are split in Python."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def codes(self, block: PathTable) -> np.ndarray:
+        """Each path's extension number (uint16) in an in-memory ``block``."""
+        n = len(block)
+        if not n:
+            return np.zeros(0, dtype=np.uint16)
+        seen = self.seen
+        lanes = np.arange(8, dtype=np.int64)
+        lo, hi = int(block._offsets[0]), int(block._offsets[-1])
+        chunk = np.frombuffer(block._blob, dtype=np.uint8)[lo:hi]
+        starts = block._offsets[:-1] - lo
+        ends = block._offsets[1:] - lo - 1  # at each path's NUL
+        where = np.arange(hi - lo, dtype=np.int64)
+        dot = np.maximum.reduceat(np.where(chunk == ord("."), where, -1), starts)
+        slash = np.maximum.reduceat(np.where(chunk == ord("/"), where, -1), starts)
+        slash = np.maximum(slash, starts - 1)  # no slash: the base name is the whole path
+        first = np.where(dot > slash + 1, dot + 1, ends)  # a leading dot is no extension
+        length = ends - first
+        at = first[:, None] + lanes
+        bytes_ = np.where(lanes < length[:, None], chunk[np.minimum(at, len(chunk) - 1)], 0)
+        shifts = (lanes * 8).astype(np.uint64)
+        packed = np.bitwise_or.reduce(bytes_.astype(np.uint64) << shifts, axis=1)
+        long = length > 8
+        unique, inverse = np.unique(packed[~long], return_inverse=True)
+        local = np.array(
+            [
+                seen.setdefault(
+                    int(key).to_bytes(8, "little").rstrip(b"\0").decode(*_ENCODING), len(seen)
+                )
+                for key in unique.tolist()
+            ],
+            dtype=np.int64,
+        )
+        out = np.empty(n, dtype=np.int64)
+        out[~long] = local[inverse.reshape(-1)] if len(local) else 0
+        for i in np.flatnonzero(long).tolist():  # the rare extension over 8 bytes
+            ext = bytes(chunk[first[i] : ends[i]]).decode(*_ENCODING)
+            out[i] = seen.setdefault(ext, len(seen))
+        if len(seen) > 1 << 16:
+            raise ValueError("more than 65536 distinct file extensions")
+        return out.astype(np.uint16)
+
+    def finish(self) -> tuple[list[str], np.ndarray]:
+        """(sorted names, uint16 map from a code to its name's position)."""
+        names = sorted(self.seen)
+        position = {name: i for i, name in enumerate(names)}
+        rank = np.array([position[e] for e in self.seen] or [0], dtype=np.uint16)
+        return names, rank
+
+
 _PRIME = 0x100000001B3  # FNV-1a's 64-bit prime: odd, so every power is invertible mod 2**64
 _power_cache = np.ones(1, dtype=np.uint64)
 
@@ -212,3 +244,127 @@ def _mix(z: np.ndarray) -> np.ndarray:
         z = z * np.uint64(0x94D049BB133111EB)
         out: np.ndarray = z ^ (z >> np.uint64(31))
         return out
+
+
+class DiskPaths(PathTable):
+    """A :class:`PathTable` whose paths stay on disk in the plan's form (``paths.npy``: the
+    paths' bytes back to back; ``path_offsets.npy``: uint64, ``n + 1``), read a block at a time:
+    slices are in-memory tables, iteration and the block passes read as they go, and pickling
+    sends the two file names (workers that share the filesystem read their own slices)."""
+
+    __slots__ = ("_plain", "_raw")
+
+    def __init__(self, raw: Column, plain: Column) -> None:
+        self._raw = raw
+        self._plain = plain
+
+    @classmethod
+    def open(cls, folder: Path) -> DiskPaths:
+        return cls(Column(folder / "paths.npy"), Column(folder / "path_offsets.npy"))
+
+    def __len__(self) -> int:
+        return len(self._plain) - 1
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            a, b, step = index.indices(len(self))
+            if step == 1:
+                b = max(a, b)
+                plain = self._plain[a : b + 1].astype(np.int64)
+                raw = self._raw[int(plain[0]) : int(plain[-1])]
+                return PathTable.from_encoded(raw.tobytes(), plain - plain[0])
+            return PathTable.from_strings([self[i] for i in range(a, b, step)])
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("path index out of range")
+        return self[i : i + 1][0]
+
+    def __iter__(self) -> Iterator[str]:
+        for block in self.blocks():
+            yield from block
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PathTable):
+            return super().__eq__(other)
+        if len(self) != len(other):
+            return False
+        return all(a == b for a, b in zip(self.blocks(), other.blocks(), strict=True))
+
+    __hash__ = None
+
+    @property
+    def nbytes(self) -> int:
+        return 0  # nothing held in memory
+
+    def encoded(self) -> tuple[bytes, np.ndarray]:
+        return self._raw.load().tobytes(), self._plain.load()
+
+    def files(self) -> tuple[Path, Path]:
+        """(paths.npy, path_offsets.npy)"""
+        return self._raw.path, self._plain.path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DiskPaths, (self._raw, self._plain))
+
+
+class PathSink:
+    """Where a scan puts its paths as it finds them: folders are held (in memory, or with a
+    ``folder`` spilled to a scratch file there) until their order is known, then added in pack
+    order with their label; :meth:`finish` gives the paths (a :class:`DiskPaths` with a folder)
+    and the labels (a :class:`Column` with a folder). Memory holds one record per folder."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self._held: list[bytes] = []
+        self._spilled: list[tuple[int, int]] = []
+        self._order: list[tuple[int, int, int]] = []  # (held chunk, label, count), in pack order
+        self._scratch: BinaryIO | None = None
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._scratch = open(folder / "scan.scratch", "w+b")  # noqa: SIM115 - finish()
+
+    def hold(self, chunk: bytes) -> int:
+        """Keep a folder's paths (NUL-terminated, encoded) for later; returns its handle."""
+        if self._scratch is None:
+            self._held.append(chunk)
+            return len(self._held) - 1
+        self._spilled.append((self._scratch.tell(), len(chunk)))
+        self._scratch.write(chunk)
+        return len(self._spilled) - 1
+
+    def add(self, handle: int, label: int, count: int) -> None:
+        """Append a held folder's ``count`` paths, labelled ``label``."""
+        self._order.append((handle, label, count))
+
+    def finish(self) -> tuple[PathTable, Array]:
+        counts = np.array([c for _, _, c in self._order], dtype=np.int64)
+        labels_of = np.array([label for _, label, _ in self._order], dtype=np.int32)
+        if self.folder is None or self._scratch is None:
+            paths = PathTable.concat(self._held[h] for h, _, _ in self._order)
+            self._held = []
+            return paths, np.repeat(labels_of, counts)
+        folder, scratch = self.folder, self._scratch
+        scratch.flush()
+        raw = ColumnWriter(folder / "paths.npy", "u1")
+        plain = ColumnWriter(folder / "path_offsets.npy", "<u8")
+        labels = ColumnWriter(folder / "labels.npy", "<i4")
+        try:
+            plain.append(np.zeros(1, dtype=np.uint64))
+            end = 0
+            for handle, label, count in self._order:
+                offset, length = self._spilled[handle]
+                chunk = np.frombuffer(os.pread(scratch.fileno(), length, offset), dtype=np.uint8)
+                nul = np.flatnonzero(chunk == 0)
+                raw.append(np.delete(chunk, nul))
+                plain.append(end + nul - np.arange(len(nul)))
+                end += len(chunk) - len(nul)
+                labels.append(np.full(count, label, dtype=np.int32))
+        except BaseException:
+            for w in (raw, plain, labels):
+                w.abort()
+            raise
+        finally:
+            scratch.close()
+            (folder / "scan.scratch").unlink()
+        return DiskPaths(raw.close(), plain.close()), labels.close()

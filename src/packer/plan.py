@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from packer.columns import Array
+    from packer.pathtable import PathTable
 
 DEFAULT_SHARD_SIZE = 1 << 30  # 1 GiB: few files, each far below any filesystem's limits
 #: Without limits given, a mid-size tree is still cut into about this many shards or more (of at
@@ -83,70 +88,114 @@ def cut_points(hashes: np.ndarray) -> np.ndarray:
 
 
 def plan_shards(
-    sizes: np.ndarray | None, n: int, rule: CutRule, points: np.ndarray | None = None
+    sizes: Array | None, n: int, rule: CutRule, points: Array | None = None, block: int = 1 << 16
 ) -> list[tuple[int, int]]:
     """Cut samples ``0..n`` into contiguous ``(start, stop)`` shards by ``rule``; ``points`` (from
     :func:`cut_points`) are needed for content cuts, ``sizes`` for a byte limit.
 
     The same cuts as applying :meth:`CutRule.full` before and :meth:`CutRule.ends` after each
     sample in turn (what the writer does while reading), found a shard at a time by bisection
-    over cumulative sums: a million samples plan in milliseconds, not a Python loop each."""
+    over cumulative sums of a window of samples: a million samples plan in milliseconds, not a
+    Python loop each, and memory holds one window (``block`` samples, or the largest shard)
+    whatever ``n`` is: the sizes and points may be columns on disk."""
     most, limit = rule.max_samples, rule.max_bytes
     if (limit is None and most is None) or n == 0:
         return [(0, n)]
     if rule.content and points is None:
         raise ValueError("content-defined cuts need the cut points")
-    size = np.zeros(n, np.int64) if sizes is None else np.asarray(sizes, np.int64)[:n]
-    cum = np.concatenate([[0], np.cumsum(size)])
-    candidates = np.zeros(0, np.int64)
-    if rule.content and points is not None and n > 1:
-        u = np.asarray(points, np.float64)[: n - 1]  # no cut after the last sample
-        hit = np.zeros(n - 1, dtype=bool)
-        if most is not None:
-            hit |= u * most < _RATE
-        if limit is not None:
-            hit |= u * limit < _RATE * size[: n - 1].astype(np.float64)
-        candidates = np.flatnonzero(hit)
+    window = _Window(sizes, points, n, rule)
     bounds: list[tuple[int, int]] = []
     start = 0
     while start < n:
-        # forced: the first sample i > start that would overflow the shard starts the next one
-        full = n
-        if most is not None:
-            full = min(full, start + most)
-        if limit is not None:
-            over = int(np.searchsorted(cum, cum[start] + limit, side="right")) - 1
-            full = min(full, max(over, start + 1))
-        # content: the first candidate once the shard is a third full, if before that
-        floor = n
-        if most is not None:
-            floor = min(floor, start + -(-most // _FLOOR) - 1)
-        if limit is not None:
-            floor = min(floor, int(np.searchsorted(cum, cum[start] + -(-limit // _FLOOR))) - 1)
-        stop = min(full, n)
-        at = int(np.searchsorted(candidates, max(floor, start)))
-        if at < len(candidates) and candidates[at] < full:
-            stop = int(candidates[at]) + 1
+        stop = window.shard(start)
+        while stop is None:
+            window.extend(start, block)
+            stop = window.shard(start)
         bounds.append((start, stop))
         start = stop
     return bounds
 
 
-def file_stats(root: Path, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """int64 (size, mtime_ns) of each file under ``root`` (0, 0 where it cannot be stat'ed).
-    Each folder is opened once and its files stat'ed by name in it: a shorter lookup per file
-    than a path from ``root`` (on network filesystems, fewer round trips). Values gather in
-    lists a block of paths at a time (cheaper than a numpy store per file, memory still flat)."""
-    sizes = np.zeros(len(paths), dtype=np.int64)
-    mtimes = np.zeros(len(paths), dtype=np.int64)
+class _Window:
+    """Samples ``lo..hi`` of the plan, their cumulative sizes and candidate content cuts."""
+
+    def __init__(self, sizes: Array | None, points: Array | None, n: int, rule: CutRule) -> None:
+        self.sizes, self.points, self.n, self.rule = sizes, points, n, rule
+        self.lo = self.hi = 0
+        self.size = np.zeros(0, np.int64)
+        self.cum = np.zeros(1, np.int64)
+        self.candidates = np.zeros(0, np.int64)  # absolute sample numbers
+
+    def extend(self, start: int, block: int) -> None:
+        """Drop samples before ``start`` and read at least ``block`` more (doubling the window
+        when one shard does not fit in it)."""
+        hi = min(self.n, self.hi + max(block, self.hi - start))
+        more = (
+            np.zeros(hi - self.hi, np.int64)
+            if self.sizes is None
+            else np.asarray(self.sizes[self.hi : hi], np.int64)
+        )
+        self.size = np.concatenate([self.size[start - self.lo :], more])
+        self.cum = np.concatenate([[0], np.cumsum(self.size)])
+        rule = self.rule
+        if rule.content and self.points is not None:
+            last = min(hi, self.n - 1)  # no cut after the last sample
+            u = np.asarray(self.points[self.hi : last], np.float64)
+            size = more[: len(u)].astype(np.float64)
+            hit = np.zeros(len(u), dtype=bool)
+            if rule.max_samples is not None:
+                hit |= u * rule.max_samples < _RATE
+            if rule.max_bytes is not None:
+                hit |= u * rule.max_bytes < _RATE * size
+            kept = self.candidates[self.candidates >= start]
+            self.candidates = np.concatenate([kept, self.hi + np.flatnonzero(hit)])
+        self.lo, self.hi = start, hi
+
+    def shard(self, start: int) -> int | None:
+        """Where the shard starting at ``start`` stops, or None if the window is too short."""
+        if start >= self.hi:
+            return None
+        most, limit = self.rule.max_samples, self.rule.max_bytes
+        whole = self.hi == self.n  # nothing lies beyond the window
+        cum, s, top = self.cum, start - self.lo, len(self.cum) - 1
+        # forced: the first sample i > start that would overflow the shard starts the next one
+        full = self.n
+        if most is not None:
+            full = min(full, start + most)
+        if limit is not None:
+            over = int(np.searchsorted(cum, cum[s] + limit, side="right")) - 1
+            if over < top or whole:
+                full = min(full, max(self.lo + over, start + 1))
+            elif full > self.hi:
+                full = -1  # beyond the window: not known yet
+        # content: the first candidate once the shard is a third full, if before that
+        floor = self.n
+        if most is not None:
+            floor = min(floor, start + -(-most // _FLOOR) - 1)
+        if limit is not None:
+            reached = int(np.searchsorted(cum, cum[s] + -(-limit // _FLOOR)))
+            floor = min(floor, self.lo + reached - 1 if reached <= top or whole else self.n)
+        at = int(np.searchsorted(self.candidates, max(floor, start)))
+        if at < len(self.candidates) and (full < 0 or self.candidates[at] < full):
+            return int(self.candidates[at]) + 1
+        if full < 0 or (full > self.hi and not whole):
+            return None
+        return min(full, self.n)
+
+
+def file_stats(root: Path, paths: PathTable) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """int64 (size, mtime_ns) of each file under ``root`` (0, 0 where it cannot be stat'ed), a
+    block of paths at a time. Each folder is opened once and its files stat'ed by name in it: a
+    shorter lookup per file than a path from ``root`` (on network filesystems, fewer round
+    trips). Values gather in lists a block at a time (cheaper than a numpy store per file)."""
     stat, folder, fd = os.stat, None, -1
     prefix = os.fspath(root) + os.sep
     by_folder = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
     try:
-        for a in range(0, len(paths), _STAT_BLOCK):
+        for block in paths.blocks(_STAT_BLOCK):
             got_size: list[int] = []
             got_mtime: list[int] = []
-            for rel in paths[a : a + _STAT_BLOCK]:
+            for rel in block:
                 parent, _, name = rel.rpartition("/")
                 if by_folder and parent != folder:
                     if fd >= 0:
@@ -162,12 +211,10 @@ def file_stats(root: Path, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray
                     continue
                 got_size.append(st.st_size)
                 got_mtime.append(st.st_mtime_ns)
-            sizes[a : a + len(got_size)] = got_size
-            mtimes[a : a + len(got_mtime)] = got_mtime
+            yield np.array(got_size, dtype=np.int64), np.array(got_mtime, dtype=np.int64)
     finally:
         if fd >= 0:
             os.close(fd)
-    return sizes, mtimes
 
 
 def stat_size(path: str) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from packer._version import __version__
+from packer.columns import Array, Column, store, store_many
 from packer.errors import PackError, SourceError, UsageError
 from packer.files import write_file_synced
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
@@ -56,7 +57,7 @@ class Plan:
 
     scan: Scan
     ext_names: list[str]
-    ext_ids: np.ndarray
+    ext_ids: Array
     backend_name: str
     backend_options: dict[str, Any]
     pixel_shape: tuple[int, int, int] | None
@@ -68,14 +69,16 @@ class Plan:
     samples_per_shard: int | None
     extensions: frozenset[str] | None
     symlinks: str
-    sizes: np.ndarray | None = None
+    sizes: Array | None = None
     bounds: list[tuple[int, int]] | None = None
     #: the list file's name when samples came from ``--from-list`` (None: a folder tree)
     from_list: str | None = None
     #: ``content`` (boundaries survive insertions) or ``fixed`` (every shard filled to the limit)
     cut: str = "content"
     #: each file's mtime_ns from the stat pass (with ``sizes``), for ``--update``'s state
-    mtimes: np.ndarray | None = None
+    mtimes: Array | None = None
+    #: where the per-sample columns live on disk (None: in memory); see :mod:`packer.columns`
+    workdir: Path | None = None
 
     @property
     def created_by(self) -> dict[str, Any]:
@@ -126,17 +129,27 @@ class Plan:
     def rule(self) -> CutRule:
         return CutRule(self.shard_size, self.samples_per_shard, content=self.cut == "content")
 
-    def cut_points(self) -> np.ndarray | None:
-        """Each sample's content-defined cut point (None for fixed cuts)."""
-        return cut_points(self.scan.paths.hashes()) if self.cut == "content" else None
+    def cut_points(self) -> Array | None:
+        """Each sample's content-defined cut point (None for fixed cuts), computed a block of
+        paths at a time (kept in the work folder, if any, and computed once there)."""
+        if self.cut != "content":
+            return None
+        path = None if self.workdir is None else self.workdir / "cut_points.npy"
+        if path is not None and path.is_file():
+            return Column(path)
+        points = (cut_points(block.block_hashes()) for block in self.scan.paths.blocks())
+        return store(points, "<f8", path)
 
     def with_bounds(self) -> Plan:
         """This plan with its shard boundaries, from one stat of every file."""
         if self.bounds is not None:
             return self
-        sizes, mtimes = file_stats(self.scan.root, self.scan.paths)
+        work = self.workdir
+        files = None if work is None else [work / "sizes.npy", work / "mtimes.npy"]
+        stats = file_stats(self.scan.root, self.scan.paths)
+        sizes, times = store_many(stats, ("<i8", "<i8"), files)
         bounds = plan_shards(sizes, len(sizes), self.rule, self.cut_points())
-        return dataclasses.replace(self, sizes=sizes, mtimes=mtimes, bounds=bounds)
+        return dataclasses.replace(self, sizes=sizes, mtimes=times, bounds=bounds)
 
     def jobs(self, template: ShardJob, shards: Iterable[int] | None = None) -> list[ShardJob]:
         """One job per planned shard (all, or those in ``shards``), cut from ``template``."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from packer.columns import hash_array
 from packer.executors import available_cpus
 from packer.files import sha256_file
 from packer.plan import stat_size
@@ -37,8 +38,8 @@ def plan_digest(job: ShardJob, extra: dict[str, Any]) -> str:
         h.update(
             "".join(p + "\n" for p in job.paths[a : a + 65536]).encode("utf-8", "surrogateescape")
         )
-    h.update(job.labels.tobytes())
-    h.update(job.extension_ids.tobytes())
+    hash_array(h, job.labels)
+    hash_array(h, job.extension_ids)
     return h.hexdigest()
 
 

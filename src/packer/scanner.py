@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from packer.columns import Array
 from packer.errors import SourceError, UsageError
 from packer.keys import full_names, split_name
 from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
-from packer.pathtable import PathTable
+from packer.pathtable import PathSink, PathTable
 
 #: Extensions packed by default (case-insensitive): exactly torchvision's ImageFolder list.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -55,7 +54,7 @@ class Scan:
         classes: class names; a sample's label indexes this list.
         paths: POSIX paths relative to ``root`` (``class/.../name.ext``), in pack order, held
             compactly (a :class:`~packer.pathtable.PathTable`: tens of millions fit).
-        labels: int32 label per path.
+        labels: int32 label per path (in memory, or a column on disk).
         full_keys: paths whose key keeps the extension (see :func:`sample_key`).
         skipped: files that looked like samples but cannot be packed (see ``on_bad_file``).
         ignored: files that are not samples (other extensions, at the root, hidden, links left out).
@@ -65,7 +64,7 @@ class Scan:
     root: Path
     classes: list[str]
     paths: PathTable
-    labels: np.ndarray
+    labels: Array
     full_keys: frozenset[str] = frozenset()
     skipped: list[Skipped] = field(default_factory=list)
     ignored: Omissions = field(default_factory=Omissions)
@@ -120,6 +119,7 @@ def scan_tree(
     extensions: frozenset[str] | None = frozenset(IMAGE_EXTENSIONS),
     symlinks: str = DEFAULT_SYMLINKS,
     on_bad_file: Callable[[Skipped], None] | None = None,
+    workdir: Path | None = None,
 ) -> Scan:
     """Scan ``root`` into a :class:`Scan`.
 
@@ -130,6 +130,9 @@ def scan_tree(
         on_bad_file: called for each file that cannot be a sample (broken symlink, unreadable
             folder). Raise from it to stop; return to skip the file. ``None`` raises
             :class:`SourceError` at the first one.
+        workdir: keep the paths and labels on disk in this folder (``paths.npy``,
+            ``path_offsets.npy``, ``labels.npy``), not in memory: a scan's memory then holds
+            one record per folder, not per file.
     """
     if symlinks not in SYMLINK_POLICIES:
         raise UsageError(f"--symlinks {symlinks!r} must be one of: {', '.join(SYMLINK_POLICIES)}")
@@ -142,7 +145,7 @@ def scan_tree(
         raise SourceError(
             f"{root_path}: not a folder; pass the folder that holds one sub-folder per class"
         )
-    walker = _Walker(root_path, extensions, symlinks, on_bad_file)
+    walker = _Walker(root_path, extensions, symlinks, on_bad_file, PathSink(workdir))
     return walker.scan()
 
 
@@ -155,8 +158,10 @@ class _Walker:
         extensions: frozenset[str] | None,
         symlinks: str,
         on_bad_file: Callable[[Skipped], None] | None,
+        sink: PathSink,
     ) -> None:
         self.root = root
+        self.sink = sink
         self.prefix = os.fspath(root) + os.sep
         self.real_root = os.path.realpath(root)
         self.extensions = extensions
@@ -166,8 +171,8 @@ class _Walker:
         self.ignored = Omissions()
         self.findings: list[Finding] = []
         self.walked: dict[tuple[int, int], str] = {}  # real folder -> the path it was walked as
-        # class -> (dir, its sample paths NUL-terminated, encoded): no str object per file is kept
-        self.folders: dict[str, list[tuple[str, bytes, int]]] = {}
+        # class -> (dir, its paths held by the sink, their count): no str object per file is kept
+        self.folders: dict[str, list[tuple[str, int, int]]] = {}
         self.full_keys: set[str] = set()
 
     def bad(self, skip: Skipped) -> None:
@@ -270,7 +275,7 @@ class _Walker:
             for full in full_names(names):
                 self.full_keys.add(f"{rel}/{full}")
             encoded = "".join([f"{rel}/{n}\0" for n in names]).encode("utf-8", "surrogateescape")
-            self.folders[rel.partition("/")[0]].append((rel, encoded, len(names)))
+            self.folders[rel.partition("/")[0]].append((rel, self.sink.hold(encoded), len(names)))
 
     def _keep_file(self, entry: os.DirEntry[str], path: str) -> bool:
         """Whether a file named like a sample is one (links by policy; broken ones are bad)."""
@@ -352,13 +357,11 @@ class _Walker:
                 heapq.heappush(links, link)
 
     def _result(self, classes: list[str]) -> Scan:
-        chunks: list[bytes] = []
-        counts: list[int] = []
-        for name in classes:
+        for label, name in enumerate(classes):
             folders = sorted(self.folders.pop(name), key=lambda item: item[0])
-            chunks.extend(encoded for _, encoded, _ in folders)
-            counts.append(sum(count for _, _, count in folders))
-            if counts[-1] == 0:
+            for _, held, count in folders:
+                self.sink.add(held, label, count)
+            if sum(count for _, _, count in folders) == 0:
                 self.warn("empty-class", name, "class folder holds no samples (its label is kept)")
         by_case: dict[str, list[str]] = {}
         for name in classes:
@@ -371,11 +374,11 @@ class _Walker:
                     f"class names differ only by case: {', '.join(names)} (separate labels; "
                     "merging them on a case-insensitive filesystem loses files)",
                 )
-        labels = np.repeat(np.arange(len(classes), dtype=np.int32), counts)
+        paths, labels = self.sink.finish()
         return Scan(
             self.root,
             classes,
-            PathTable.concat(chunks),
+            paths,
             labels,
             frozenset(self.full_keys),
             self.skipped,

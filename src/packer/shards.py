@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from packer.backends.base import ShardWriter
+from packer.columns import Array
 from packer.errors import PackError, SourceError, UsageError
 from packer.files import sha256_file
 from packer.findings import content_mismatch
@@ -47,9 +48,9 @@ class ShardJob:
 
     shard: int
     root: str
-    paths: Sequence[str]  # a PathTable from a scan; slicing gives the same type
-    labels: np.ndarray
-    extension_ids: np.ndarray
+    paths: Sequence[str]  # a PathTable from a scan; slicing gives an in-memory one
+    labels: Array  # in memory or a column on disk (see packer.columns): slices are ndarrays
+    extension_ids: Array
     out_dir: str
     backend_name: str
     backend_options: dict[str, Any]
@@ -63,7 +64,7 @@ class ShardJob:
     start: int = 0
     stop: int | None = None
     cut: CutRule | None = None
-    cut_points: np.ndarray | None = None
+    cut_points: Array | None = None
     #: paths whose key keeps the extension (names differing only by extension)
     full_keys: frozenset[str] = frozenset()
     #: lower-case extensions of files that are images and so validated; others are plain bytes
@@ -204,6 +205,7 @@ def write_shard(
     cut = job.cut
     points = job.cut_points
     content_cut = cut is not None and cut.content and points is not None
+    point = _BlockReader(points) if content_cut and points is not None else None
     end_here = False
     planned_bytes = 0
     consumed = stop - start
@@ -233,7 +235,7 @@ def write_shard(
                 break
             planned_bytes += size
             if content_cut:
-                end_here = cut.ends(i + 1, planned_bytes, size, points[start + i])  # type: ignore
+                end_here = cut.ends(i + 1, planned_bytes, size, point(start + i))  # type: ignore
             source_sizes.append(size)
             source_mtimes.append(mtime)
             source_crcs.append(crc32(data) if reason is None else 0)
@@ -404,6 +406,20 @@ def _rows(job: ShardJob, start: int, stop: int) -> Iterator[tuple[str, int]]:
     for a in range(start, stop, block):
         b = min(stop, a + block)
         yield from zip(job.paths[a:b], job.labels[a:b].tolist(), strict=True)
+
+
+class _BlockReader:
+    """Item ``i`` of an array (a column on disk is read a block at a time, not per item)."""
+
+    def __init__(self, array: Array, size: int = 65536) -> None:
+        self.array, self.size = array, size
+        self.lo, self.block = 0, np.zeros(0)
+
+    def __call__(self, i: int) -> float:
+        if not self.lo <= i < self.lo + len(self.block):
+            self.lo = i
+            self.block = np.asarray(self.array[i : i + self.size])
+        return float(self.block[i - self.lo])
 
 
 class _DiscardWriter:

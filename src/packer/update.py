@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from packer._version import __version__
+from packer.columns import hash_array
 from packer.index import Index
 from packer.manifest import MANIFEST_NAME, DataFile, Manifest
 from packer.omissions import Finding, Skipped
@@ -363,9 +364,9 @@ def fingerprint(plan: Plan, crcs: np.ndarray | None) -> str:
     blob, offsets = plan.scan.paths.encoded()
     h.update(blob)
     for part in (offsets, plan.scan.labels, plan.sizes):
-        h.update(np.ascontiguousarray(part).tobytes())
+        hash_array(h, part)
     h.update(b"crc32" if crcs is not None else b"mtime_ns")
-    h.update((crcs if crcs is not None else plan.mtimes).tobytes())
+    hash_array(h, crcs if crcs is not None else plan.mtimes)
     return h.hexdigest()
 
 
