@@ -10,6 +10,7 @@ both kinds slice to an ``ndarray`` (see :data:`Array`).
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -114,10 +115,23 @@ class ColumnWriter:
         self.count += len(arr)
 
     def close(self) -> Column:
-        header = repr({"descr": self.dtype.str, "fortran_order": False, "shape": (self.count,)})
-        text = header.encode("latin1").ljust(_HEADER - 10 - 1) + b"\n"
+        """Fill in the header: the very bytes ``np.save`` writes for the array (numpy leaves
+        room in a 1-D header for the length to grow, so it is always _HEADER bytes long)."""
+        header = io.BytesIO()
+        fmt = np.lib.format
+        fmt.write_array_header_1_0(
+            header,
+            {
+                "descr": fmt.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": (self.count,),
+            },
+        )
+        if len(header.getvalue()) != _HEADER:
+            self._file.close()
+            raise RuntimeError(f"{self.path}: unexpected .npy header size")
         self._file.seek(0)
-        self._file.write(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text)
+        self._file.write(header.getvalue())
         self._file.close()
         return Column(self.path)
 

@@ -14,9 +14,12 @@ parts and ``pack merge``).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import errno
 import hashlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -49,6 +52,10 @@ from packer.update import Update, link_reused, plan_update, recorded_arguments
 if TYPE_CHECKING:
     from packer.backends.base import Backend
     from packer.transforms import Transform  # imports Pillow: only where a transform runs
+
+
+#: the folder of the staging pack that holds the plan's columns while it is written
+PLAN_WORKDIR = ".packer-plan"
 
 
 def convert(
@@ -173,64 +180,71 @@ def convert(
         )
     if not dry_run:
         check_destination(dst_path, force=force)  # fail fast, before a long scan
-    plan = make_plan(
-        src_path,
-        format,
-        options=options,
-        shard_size=shard_size,
-        samples_per_shard=samples_per_shard,
-        on_error=on_error,
-        validate=validate,
-        extensions=extensions,
-        symlinks=symlinks,
-        transform=transform,
-        max_pixels=max_pixels,
-        keep_going=dry_run,
-        from_list=from_list,
-        classes_file=classes_file,
-        cut=cut,
-    )
-    if workers is None:
-        workers = default_workers(plan.decodes)
-    if executor is not None or workers > 1 or update:
-        plan = plan.with_bounds()  # workers need their boundaries up front
-    changes: Update | None = None
-    if update:
-        changes = plan_update(plan, dst_path, arguments, checksum=checksum)
-        if changes.changes.up_to_date:
-            if changes.changes.refreshed:
-                assert plan.mtimes is not None
-                refresh_mtimes(dst_path, np.asarray(plan.mtimes))
-            return up_to_date_report(dst_path, changes.changes, started)
+    with contextlib.ExitStack() as stack:
+        staging = None
+        if not dry_run:  # the plan's columns go in the staging folder: one folder to clean up
+            staging = stack.enter_context(Staging(dst_path, force=force, keep_partial=resume))
+        workdir = plan_workdir(staging)
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        plan = make_plan(
+            src_path,
+            format,
+            options=options,
+            shard_size=shard_size,
+            samples_per_shard=samples_per_shard,
+            on_error=on_error,
+            validate=validate,
+            extensions=extensions,
+            symlinks=symlinks,
+            transform=transform,
+            max_pixels=max_pixels,
+            keep_going=dry_run,
+            from_list=from_list,
+            classes_file=classes_file,
+            cut=cut,
+            workdir=workdir,
+        )
+        if workers is None:
+            workers = default_workers(plan.decodes)
+        if executor is not None or workers > 1 or update:
+            plan = plan.with_bounds()  # workers need their boundaries up front
+        changes: Update | None = None
+        if update:
+            changes = plan_update(plan, dst_path, arguments, checksum=checksum)
+            if changes.changes.up_to_date:
+                if changes.changes.refreshed:
+                    assert plan.mtimes is not None
+                    refresh_mtimes(dst_path, np.asarray(plan.mtimes))
+                return up_to_date_report(dst_path, changes.changes, started)
 
-    def run_shards(template: ShardJob, done: dict[int, ShardResult]) -> Iterator[ShardResult]:
-        if plan.bounds is None:  # one process: cut by bytes while reading, no stat pass first
-            yield from run_inline(template, progress, done, reusable)
-        else:
-            yield from run_planned(
-                plan, template, progress, done, workers, executor, reusable=can_reuse
+        def run_shards(template: ShardJob, done: dict[int, ShardResult]) -> Iterator[ShardResult]:
+            if plan.bounds is None:  # one process: cut by bytes while reading, no stat pass first
+                yield from run_inline(template, progress, done, reusable)
+            else:
+                yield from run_planned(
+                    plan, template, progress, done, workers, executor, reusable=can_reuse
+                )
+
+        can_reuse = (lambda record, job: True) if changes is not None else reusable
+
+        scan = plan.scan
+        if dry_run:
+            collected = Collected(
+                len(scan.classes), skipped=list(scan.skipped), findings=list(scan.findings)
             )
-
-    can_reuse = (lambda record, job: True) if changes is not None else reusable
-
-    scan = plan.scan
-    if dry_run:
-        collected = Collected(
-            len(scan.classes), skipped=list(scan.skipped), findings=list(scan.findings)
-        )
-        progress.start(len(scan), f"check {scan.root.name}")
+            progress.start(len(scan), f"check {scan.root.name}")
+            try:
+                for result in run_shards(plan.template(dst_path.parent, dry_run=True), {}):
+                    collected.add(result, keep_columns=True)
+            finally:
+                progress.finish()
+            collected.findings.extend(collected.duplicates(scan))
+            return build_report(
+                dst_path, plan.backend_name, scan, collected, started, pack_bytes=0, dry_run=True
+            )
+        resumed = 0
+        assert staging is not None
         try:
-            for result in run_shards(plan.template(dst_path.parent, dry_run=True), {}):
-                collected.add(result, keep_columns=True)
-        finally:
-            progress.finish()
-        collected.findings.extend(collected.duplicates(scan))
-        return build_report(
-            dst_path, plan.backend_name, scan, collected, started, pack_bytes=0, dry_run=True
-        )
-    resumed = 0
-    try:
-        with Staging(dst_path, force=force, keep_partial=resume) as staging:
             template = plan.template(staging.path)
             if changes is not None:
                 link_reused(changes, staging.path)
@@ -255,17 +269,30 @@ def convert(
                 )
             finally:
                 progress.finish()
+            shutil.rmtree(workdir)  # the plan's columns are no part of the pack
             pack_bytes = tree_bytes(staging.path)
             staging.commit()
-    except OSError as exc:
-        raise output_error(dst_path, exc) from None
-    report = build_report(
-        dst_path, plan.backend_name, scan, collected, started, pack_bytes=pack_bytes
-    )
-    report.resumed_shards = resumed
-    if changes is not None:
-        report.update = changes.changes.to_dict()
-    return report
+        except OSError as exc:
+            raise output_error(dst_path, exc) from None
+        report = build_report(
+            dst_path, plan.backend_name, scan, collected, started, pack_bytes=pack_bytes
+        )
+        report.resumed_shards = resumed
+        if changes is not None:
+            report.update = changes.changes.to_dict()
+        return report
+
+
+def plan_workdir(staging: Staging | None) -> Path:
+    """A new folder for the plan's per-sample columns (see :mod:`packer.columns`): inside the
+    staging folder, which has room for the pack and which cluster workers see too (a dry run,
+    which writes nothing beside DST, uses the temporary folder)."""
+    if staging is None:
+        return Path(tempfile.mkdtemp(prefix="packer-plan-"))
+    workdir = staging.path / PLAN_WORKDIR
+    shutil.rmtree(workdir, ignore_errors=True)  # left by an interrupted run (--resume)
+    workdir.mkdir()
+    return workdir
 
 
 def run_planned(

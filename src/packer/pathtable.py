@@ -337,6 +337,14 @@ class PathSink:
         """Append a held folder's ``count`` paths, labelled ``label``."""
         self._order.append((handle, label, count))
 
+    def close(self) -> None:
+        """Drop what is held (a scan that failed)."""
+        self._held = []
+        if self._scratch is not None and not self._scratch.closed:
+            self._scratch.close()
+            assert self.folder is not None
+            (self.folder / "scan.scratch").unlink(missing_ok=True)
+
     def finish(self) -> tuple[PathTable, Array]:
         counts = np.array([c for _, _, c in self._order], dtype=np.int64)
         labels_of = np.array([label for _, label, _ in self._order], dtype=np.int32)

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from packer._version import __version__
-from packer.columns import Array, Column, store, store_many
+from packer.columns import Array, Column, blocks_of, hash_array, store, store_many
 from packer.errors import PackError, SourceError, UsageError
 from packer.files import write_file_synced
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
 from packer.omissions import Finding, Omissions, Skipped
-from packer.pathtable import PathTable
+from packer.pathtable import DiskPaths, Extensions, PathTable
 from packer.plan import (
     CUT_MODES,
     DEFAULT_SHARD_SIZE,
@@ -118,7 +118,7 @@ class Plan:
             pixel_shape=self.pixel_shape,
             max_pixels=self.max_pixels,
             cut=self.rule,
-            cut_points=self.cut_points(),
+            cut_points=self.cut_points() if self.bounds is None else None,  # planned: not needed
             full_keys=self.scan.full_keys,
             image_extensions=validated_extensions(self.extensions),
             classes=tuple(self.scan.classes),
@@ -185,32 +185,44 @@ class Plan:
             "num_shards": len(self.bounds or []),
         }
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        blob, offsets = self.scan.paths.encoded()
+    def _columns(self) -> dict[str, Array]:
+        """The plan's arrays as saved (``paths``: the paths' bytes back to back)."""
         assert self.sizes is not None and self.bounds is not None
+        paths = self.scan.paths
+        if isinstance(paths, DiskPaths):
+            raw, plain = (Column(f) for f in paths.files())
+            path_arrays: dict[str, Array] = {"paths": raw, "path_offsets": plain}
+        else:
+            blob, offsets = paths.encoded()
+            path_arrays = {"paths": np.frombuffer(blob, dtype=np.uint8), "path_offsets": offsets}
         return {
-            "labels": np.ascontiguousarray(self.scan.labels, dtype="<i4"),
-            "ext_ids": np.ascontiguousarray(self.ext_ids, dtype="<u2"),
-            "sizes": np.ascontiguousarray(self.sizes, dtype="<i8"),
+            "labels": _typed(self.scan.labels, "<i4"),
+            "ext_ids": _typed(self.ext_ids, "<u2"),
+            "sizes": _typed(self.sizes, "<i8"),
             "bounds": np.asarray(self.bounds, dtype="<i8").reshape(-1, 2),
-            "path_offsets": offsets,
-            "paths": np.frombuffer(blob, dtype=np.uint8),
+            **path_arrays,
         }
 
     def digest(self) -> str:
-        """sha256 naming this plan exactly (document and arrays)."""
+        """sha256 naming this plan exactly (document and arrays), read a block at a time."""
         h = hashlib.sha256(json.dumps(self._document(), sort_keys=True).encode())
-        for name, arr in sorted(self._arrays().items()):
+        for name, arr in sorted(self._columns().items()):
             h.update(name.encode())
-            h.update(arr.tobytes())
+            hash_array(h, arr)
         return h.hexdigest()
 
     def save(self, folder: Path) -> str:
-        """Write the plan to ``folder`` (created); return its digest."""
+        """Write the plan to ``folder`` (created; columns already there are kept); return its
+        digest."""
         plan = self.with_bounds()
         folder.mkdir(parents=True, exist_ok=True)
-        for name, arr in plan._arrays().items():
-            np.save(folder / f"{name}.npy", arr, allow_pickle=False)
+        for name, arr in plan._columns().items():
+            target = folder / f"{name}.npy"
+            if isinstance(arr, Column):
+                if arr.path.resolve() != target.resolve():
+                    store(blocks_of(arr), arr.dtype.str, target)
+            else:
+                np.save(target, arr, allow_pickle=False)
         digest = plan.digest()
         doc = {**plan._document(), "digest": digest}
         write_file_synced(
@@ -219,22 +231,32 @@ class Plan:
         return digest
 
     @classmethod
-    def load(cls, folder: Path) -> tuple[Plan, str]:
-        """The plan saved in ``folder`` and its digest (checked against the files)."""
+    def load(cls, folder: Path, *, lazy: bool = False) -> tuple[Plan, str]:
+        """The plan saved in ``folder`` and its digest (checked against the files). ``lazy``:
+        its per-sample arrays stay on disk as columns (parts and merge of a large plan), else
+        they are loaded."""
         try:
             doc = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
             if doc.get("format") != PLAN_FORMAT:
                 raise ValueError(f"not a packer plan (format={doc.get('format')!r})")
-            arrays = {
-                name: np.load(folder / f"{name}.npy", allow_pickle=False)
+            arrays: dict[str, Array] = {
+                name: Column(folder / f"{name}.npy")
+                if lazy and name != "bounds"
+                else np.load(folder / f"{name}.npy", allow_pickle=False)
                 for name in (*_ARRAYS, "paths")
             }
+            paths: PathTable
+            if lazy:
+                paths = DiskPaths.open(folder)
+            else:
+                blob = np.asarray(arrays["paths"]).tobytes()
+                paths = PathTable.from_encoded(blob, np.asarray(arrays["path_offsets"]))
             created = doc["created_by"]
             scan = Scan(
                 root=Path(doc["root"]),
                 classes=list(doc["classes"]),
-                paths=PathTable.from_encoded(arrays["paths"].tobytes(), arrays["path_offsets"]),
-                labels=arrays["labels"].astype(np.int32),
+                paths=paths,
+                labels=_typed(arrays["labels"], "<i4"),
                 full_keys=frozenset(doc["full_keys"]),
                 skipped=[Skipped(**s) for s in doc["skipped"]],
                 ignored=Omissions(
@@ -246,7 +268,7 @@ class Plan:
             plan = cls(
                 scan=scan,
                 ext_names=list(doc["ext_names"]),
-                ext_ids=arrays["ext_ids"].astype(np.uint16),
+                ext_ids=_typed(arrays["ext_ids"], "<u2"),
                 backend_name=doc["backend"]["name"],
                 backend_options=dict(doc["backend"]["options"]),
                 pixel_shape=tuple(doc["pixel_shape"]) if doc["pixel_shape"] else None,
@@ -260,8 +282,9 @@ class Plan:
                 symlinks=created["symlinks"],
                 from_list=created.get("from_list"),
                 cut=created.get("cut", "fixed"),
-                sizes=arrays["sizes"].astype(np.int64),
-                bounds=[(int(a), int(b)) for a, b in arrays["bounds"].tolist()],
+                sizes=_typed(arrays["sizes"], "<i8"),
+                bounds=[(int(a), int(b)) for a, b in np.asarray(arrays["bounds"]).tolist()],
+                workdir=folder if lazy else None,
             )
         except FileNotFoundError as exc:
             raise PackError(
@@ -275,6 +298,15 @@ class Plan:
                 f"{folder}: the plan's files do not match its digest; run `pack plan` again"
             )
         return plan, digest
+
+
+def _typed(array: Array, dtype: str) -> Array:
+    """An in-memory array as ``dtype``; a column as it is (written with that dtype)."""
+    if isinstance(array, Column):
+        if array.dtype != np.dtype(dtype):
+            raise ValueError(f"{array.path.name}: expected {dtype}, found {array.dtype}")
+        return array
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _counter(counts: Mapping[str, int]) -> Any:
@@ -314,10 +346,13 @@ def make_plan(
     from_list: str | os.PathLike[str] | None = None,
     classes_file: str | os.PathLike[str] | None = None,
     cut: str = "content",
+    workdir: Path | None = None,
 ) -> Plan:
     """Check the options, scan SRC (or read ``from_list``, paths relative to SRC) and decide
     everything a convert will write (no stat pass: call :meth:`Plan.with_bounds` for the shard
-    boundaries). Arguments as for ``convert``."""
+    boundaries). Arguments as for ``convert``; with ``workdir`` (a folder, created), the
+    per-sample columns are written there and read a block at a time, so memory does not grow
+    with the number of files (see :mod:`packer.columns`)."""
     check_write_options(on_error, validate, samples_per_shard, cut)
     limit = parse_bytes(shard_size) if shard_size is not None else None
     pixel_shape = _pixel_shape(get_backend_class(format), transform)
@@ -338,9 +373,13 @@ def make_plan(
     else:
         wanted = parse_extensions(extensions)
         scan = _scan_source(
-            Path(src), wanted, symlinks, keep_going=keep_going or on_error == "skip"
+            Path(src),
+            wanted,
+            symlinks,
+            keep_going=keep_going or on_error == "skip",
+            workdir=workdir,
         )
-    ext_names, ext_ids = _extension_table(scan, transform)
+    ext_names, ext_ids = _extension_table(scan, transform, workdir)
     if limit is None and samples_per_shard is None:
         limit, samples_per_shard = DEFAULT_SHARD_SIZE, default_samples_per_shard(len(scan))
     return Plan(
@@ -360,6 +399,7 @@ def make_plan(
         symlinks=symlinks,
         from_list=None if from_list is None else Path(from_list).name,
         cut=cut,
+        workdir=workdir,
     )
 
 
@@ -379,11 +419,20 @@ def _pixel_shape(
 
 
 def _scan_source(
-    src: Path, wanted: frozenset[str] | None, symlinks: str, *, keep_going: bool
+    src: Path,
+    wanted: frozenset[str] | None,
+    symlinks: str,
+    *,
+    keep_going: bool,
+    workdir: Path | None,
 ) -> Scan:
     """Scan SRC; an empty result is an error that says what was found instead."""
     scan = scan_tree(
-        src, extensions=wanted, symlinks=symlinks, on_bad_file=_keep_going if keep_going else None
+        src,
+        extensions=wanted,
+        symlinks=symlinks,
+        on_bad_file=_keep_going if keep_going else None,
+        workdir=workdir,
     )
     if len(scan) == 0:
         listed = "every file" if wanted is None else "extensions " + ", ".join(sorted(wanted))
@@ -403,9 +452,21 @@ def _keep_going(skip: Skipped) -> None:
     """``on_bad_file`` for --on-error skip: the scan records the file, the convert goes on."""
 
 
-def _extension_table(scan: Scan, transform: Transform | None) -> tuple[list[str], np.ndarray]:
-    """The pack's sorted extension names and each sample's position in them."""
+def _extension_table(
+    scan: Scan, transform: Transform | None, workdir: Path | None
+) -> tuple[list[str], Array]:
+    """The pack's sorted extension names and each sample's position in them, a block of paths
+    at a time (two passes: names are sorted only once all are seen)."""
+    out = None if workdir is None else workdir / "ext_ids.npy"
     if transform is not None and transform.reencode is not None:
         # every sample is re-encoded to one format
-        return [transform.encode_extension], np.zeros(len(scan), dtype=np.uint16)
-    return scan.paths.extensions()
+        zeros = (np.zeros(len(b), dtype=np.uint16) for b in blocks_of(scan.labels))
+        return [transform.encode_extension], store(zeros, "<u2", out)
+    table = Extensions()
+    codes_file = None if workdir is None else workdir / "ext_codes.npy"
+    codes = store((table.codes(b) for b in scan.paths.blocks()), "<u2", codes_file)
+    names, rank = table.finish()
+    ids = store((rank[c] for c in blocks_of(codes)), "<u2", out)
+    if codes_file is not None:
+        codes_file.unlink()
+    return names, ids

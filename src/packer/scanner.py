@@ -145,8 +145,12 @@ def scan_tree(
         raise SourceError(
             f"{root_path}: not a folder; pass the folder that holds one sub-folder per class"
         )
-    walker = _Walker(root_path, extensions, symlinks, on_bad_file, PathSink(workdir))
-    return walker.scan()
+    sink = PathSink(workdir)
+    try:
+        return _Walker(root_path, extensions, symlinks, on_bad_file, sink).scan()
+    except BaseException:
+        sink.close()
+        raise
 
 
 class _Walker:
