@@ -93,7 +93,7 @@ def convert_part(
     index, count = parse_part(part) if isinstance(part, str) else part
     if not 0 <= index < count:
         raise UsageError(f"--part {index}/{count} must have 0 <= I < N")
-    plan, digest = Plan.load(Path(plan_dir))
+    plan, digest = Plan.load(Path(plan_dir), lazy=True)
     workers = default_workers(plan.decodes) if workers is None else workers
     assert plan.bounds is not None
     shards = part_shards(len(plan.bounds), index, count)
@@ -156,7 +156,7 @@ def merge(
         return report
     started = time.perf_counter()
     progress = progress or NoProgress()
-    plan, digest = Plan.load(Path(plan_dir))
+    plan, digest = Plan.load(Path(plan_dir), lazy=True)
     assert plan.bounds is not None
     found = _check_parts(plan, digest, [Path(p) for p in parts])
     dst_path = Path(dst)
@@ -298,20 +298,29 @@ def save_plan(
         raise OutputError(
             f"{folder}: exists and is not a plan; --force only replaces plans, remove it yourself"
         )
-    plan = make_plan(src, format, **options).with_bounds()
-    if folder.exists():
-        shutil.rmtree(folder)
-    digest = plan.save(folder)
-    arguments = recorded_arguments(format, **options)  # for the merged pack's update state
-    write_file_synced(folder / ARGUMENTS, (json.dumps(arguments, sort_keys=True) + "\n").encode())
-    assert plan.bounds is not None
-    return {
-        "plan": str(folder),
-        "digest": digest,
-        "samples": len(plan.scan.paths),
-        "shards": len(plan.bounds),
-        "classes": len(plan.scan.classes),
-        "source_bytes": int(sum(int(b.sum()) for b in blocks_of(plan.sizes)))
-        if plan.sizes is not None
-        else 0,
-    }
+    work = folder.with_name(f".{folder.name}.partial")  # the columns are written in place
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        plan = make_plan(src, format, workdir=work, **options).with_bounds()
+        digest = plan.save(work)
+        for derived in ("cut_points.npy", "mtimes.npy"):  # not part of the plan
+            (work / derived).unlink(missing_ok=True)
+        arguments = recorded_arguments(format, **options)  # for the merged pack's update state
+        write_file_synced(work / ARGUMENTS, (json.dumps(arguments, sort_keys=True) + "\n").encode())
+        assert plan.bounds is not None and plan.sizes is not None
+        summary = {
+            "plan": str(folder),
+            "digest": digest,
+            "samples": len(plan.scan.paths),
+            "shards": len(plan.bounds),
+            "classes": len(plan.scan.classes),
+            "source_bytes": int(sum(int(b.sum()) for b in blocks_of(plan.sizes))),
+        }
+        if folder.exists():
+            shutil.rmtree(folder)
+        work.rename(folder)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return summary

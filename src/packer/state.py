@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from packer.columns import Column
 from packer.errors import PackError
 from packer.files import STATE_DIR, raw_to_npy, write_file_synced
 from packer.planning import Plan
@@ -75,7 +76,8 @@ class StateRecorder:
                 return
             folder = root / STATE_DIR
             shutil.rmtree(folder, ignore_errors=True)
-            sizes = np.fromfile(self.raw / "sizes", dtype="<i8")
+            raw_to_npy(self.raw / "sizes", self.raw / "sizes.npy", "<i8", (self.count,))
+            sizes = Column(self.raw / "sizes.npy")
             bounds = [(int(s["start"]), int(s["start"]) + int(s["consumed"])) for s in self.shards]
             dataclasses.replace(plan, sizes=sizes, bounds=bounds).save(folder / "plan")
             for name, dtype in self._COLUMNS[1:]:
