@@ -22,7 +22,7 @@ import numpy as np
 from packer.errors import UsageError
 
 #: bytes of records sorted in memory at a time (and about the merge's working set)
-RUN_BYTES = 16 << 20
+RUN_BYTES = 4 << 20
 _SCATTER = 8192  # keys laid out at a time (an int64 per key byte while scattering)
 
 
