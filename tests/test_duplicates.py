@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,12 @@ def _reference(labels: np.ndarray, crcs: np.ndarray, lengths: np.ndarray) -> lis
     block=st.integers(1, 64),
     held=st.sampled_from([2, 50, 1 << 18]),
 )
-def test_candidate_pairs_match_the_whole_array_sort(tmp_path_factory, rows, block, held):
+def test_candidate_pairs_match_the_whole_array_sort(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[int, int, int]],
+    block: int,
+    held: int,
+) -> None:
     labels = np.array([r[0] for r in rows], dtype=np.int32)
     crcs = np.array([r[1] for r in rows], dtype=np.uint32) * np.uint32(0x9E3779B1)
     lengths = np.array([r[2] for r in rows], dtype=np.uint64)

@@ -34,7 +34,9 @@ def _order(keys: list[bytes], spill: Path, *, unique: bool = False) -> list[int]
 
 @settings(max_examples=150, deadline=None)
 @given(keys=st.lists(KEY, max_size=400), run_bytes=st.sampled_from([14, 100, 1000, 1 << 20]))
-def test_key_order_is_python_sort(tmp_path_factory, keys, run_bytes):
+def test_key_order_is_python_sort(
+    tmp_path_factory: pytest.TempPathFactory, keys: list[bytes], run_bytes: int
+) -> None:
     spill = tmp_path_factory.mktemp("spill") / "runs"
     saved = keysort.RUN_BYTES
     keysort.RUN_BYTES = run_bytes  # tiny runs: many spilled runs and merge windows
@@ -46,7 +48,9 @@ def test_key_order_is_python_sort(tmp_path_factory, keys, run_bytes):
 
 
 @pytest.mark.parametrize("run_bytes", [40, 1 << 20])
-def test_a_key_given_twice_is_found_across_runs(tmp_path, monkeypatch, run_bytes):
+def test_a_key_given_twice_is_found_across_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_bytes: int
+) -> None:
     monkeypatch.setattr(keysort, "RUN_BYTES", run_bytes)
     keys = [f"k{i:03d}".encode() for i in range(50)] + [b"k017"]
     with pytest.raises(UsageError, match="'k017' is given to two samples"):

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer import convert, open_pack
+from packer.columns import store
 from packer.demo import make_demo_tree
 from packer.errors import UsageError
 from packer.executors import available_cpus, default_workers
 from packer.pathtable import PathTable
-from packer.columns import store
 from packer.plan import (
     DEFAULT_SHARD_SIZE,
     CutRule,

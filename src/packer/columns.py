@@ -83,6 +83,9 @@ class Column(NpyFile):
     def load(self) -> np.ndarray:
         return self.rows(0, len(self))
 
+    def tolist(self) -> list[Any]:
+        return self.load().tolist()  # type: ignore[no-any-return]
+
     def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
         for a in range(0, len(self), size):
             yield self.rows(a, a + size)
