@@ -14,7 +14,7 @@ import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 
@@ -26,6 +26,22 @@ BLOCK = 1 << 16
 _HEADER = 128
 
 
+def read_npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, fortran order, dtype) from an open ``.npy`` file, which is left at its data. The
+    header is parsed without ``eval`` or pickle; object dtypes are refused (ValueError)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects, which packer never unpickles")
+    return tuple(shape), bool(fortran), dtype
+
+
 class NpyFile:
     """A ``.npy`` file read a block of rows at a time (never mapped or loaded whole)."""
 
@@ -33,15 +49,12 @@ class NpyFile:
         self.path = path
         try:
             with open(path, "rb") as f:
-                fmt = np.lib.format
-                version = fmt.read_magic(f)
-                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-                shape, fortran, dtype = read(f)
+                shape, fortran, dtype = read_npy_header(f)
                 self.offset = f.tell()
         except (OSError, ValueError) as exc:
             raise PackError(f"{path}: not a readable .npy ({exc})") from None
-        if dtype.hasobject or fortran:
-            raise PackError(f"{path}: not a plain array (packer never unpickles)")
+        if fortran:
+            raise PackError(f"{path}: not a plain C-order array")
         self.shape: tuple[int, ...] = tuple(shape)
         self.dtype: np.dtype[Any] = dtype
         self.items = int(np.prod(self.shape[1:], dtype=np.int64))  # values per row
@@ -85,10 +98,6 @@ class Column(NpyFile):
 
     def tolist(self) -> list[Any]:
         return self.load().tolist()  # type: ignore[no-any-return]
-
-    def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
-        for a in range(0, len(self), size):
-            yield self.rows(a, a + size)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Column, (self.path,))

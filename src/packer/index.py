@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from packer.columns import NpyFile
+from packer.columns import NpyFile, read_npy_header
 from packer.errors import PackError
 from packer.files import raw_to_npy
 from packer.keysort import key_order
@@ -76,6 +76,7 @@ class IndexWriter:
         }
         self._keys = open(self.dir / KEYS_FILE, "wb")  # noqa: SIM115 - closed in finish()
         self._key_end = 0
+        self._widest_key = 0
         self._raw["key_offsets"].write(np.zeros(1, "<u8").tobytes())
         self.count = 0
 
@@ -103,6 +104,7 @@ class IndexWriter:
         )
         self._keys.write(key_blob)
         self._key_end += len(key_blob)
+        self._widest_key = max(self._widest_key, int(lengths.max(initial=0)))
         self.count += n
 
     def finish(self, *, unique_keys: bool = False) -> None:
@@ -126,10 +128,6 @@ class IndexWriter:
         """``key_order.npy`` by an external merge sort (:mod:`packer.keysort`): memory stays
         bounded however many keys there are."""
         offsets = NpyFile(self.dir / "key_offsets.npy")
-        width = 0
-        for a in range(0, self.count, 1 << 20):
-            block = offsets.rows(a, min(self.count, a + (1 << 20)) + 1)
-            width = max(width, int(np.diff(block.astype(np.int64)).max(initial=0)))
         raw = self.dir / "key_order.raw"
         with open(self.dir / KEYS_FILE, "rb") as keys, open(raw, "wb") as out:
 
@@ -140,7 +138,7 @@ class IndexWriter:
                 key_bytes,
                 lambda a, b: offsets.rows(a, b + 1),
                 self.count,
-                width,
+                self._widest_key,
                 self.dir / "key_order.runs",
                 lambda ids: out.write(ids.tobytes()),
                 unique=unique,
@@ -159,18 +157,9 @@ def map_npy(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     slower), and strict: the header is parsed without ``eval`` or pickle, object dtypes are refused,
     and the dtype, shape and file size must be exactly what the manifest implies.
     """
-    fmt = np.lib.format
     try:
         with open(path, "rb") as f:
-            version = fmt.read_magic(f)
-            if version == (1, 0):
-                found_shape, fortran, found_dtype = fmt.read_array_header_1_0(f)
-            elif version == (2, 0):
-                found_shape, fortran, found_dtype = fmt.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-            if found_dtype.hasobject:
-                raise ValueError("it holds Python objects, which packer never unpickles")
+            found_shape, fortran, found_dtype = read_npy_header(f)
             if found_dtype != np.dtype(dtype) or tuple(found_shape) != shape or fortran:
                 raise PackError(
                     f"{path}: expected {dtype} of shape {shape}, found {found_dtype} "

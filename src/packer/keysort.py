@@ -49,20 +49,15 @@ def key_order(
     check = _Duplicates(record - 8) if unique else None
     if len(runs) <= 1:
         for a, b in runs:
-            sorted_run = _records(keys, offsets, a, b, record)
-            sorted_run.sort()
-            _emit(sorted_run, record, write, check)
+            _emit(_sorted_run(keys, offsets, a, b, record), record, write, check)
         return
     spill.mkdir(parents=True, exist_ok=True)
     try:
         files = []
         for r, (a, b) in enumerate(runs):
-            sorted_run = _records(keys, offsets, a, b, record)
-            sorted_run.sort()
             path = spill / f"run{r:05d}"
-            sorted_run.tofile(path)
+            _sorted_run(keys, offsets, a, b, record).tofile(path)
             files.append(path)
-            del sorted_run
         for merged in _merge(files, record, max(16, per_run // len(files))):
             _emit(merged, record, write, check)
     finally:
@@ -71,14 +66,14 @@ def key_order(
         spill.rmdir()
 
 
-def _records(
+def _sorted_run(
     keys: Callable[[int, int], bytes],
     offsets: Callable[[int, int], np.ndarray],
     a: int,
     b: int,
     record: int,
 ) -> np.ndarray:
-    """The fixed-width records of samples ``a..b`` (see the module docstring)."""
+    """The fixed-width records of samples ``a..b`` (see the module docstring), sorted."""
     width = record - 8
     rows = np.zeros((b - a, record), dtype=np.uint8)
     rows[:, width:] = np.arange(a, b, dtype=">u8").view(np.uint8).reshape(-1, 8)
@@ -91,7 +86,9 @@ def _records(
         # where each key byte goes in the flat rows: its row's start plus its place in the key
         dest = np.repeat((np.arange(s, e) - a) * record - starts, lens) + np.arange(len(blob))
         rows.reshape(-1)[dest] = blob
-    return rows.view(f"S{record}").reshape(-1)
+    records = rows.view(f"S{record}").reshape(-1)
+    records.sort()
+    return records
 
 
 def _merge(files: list[Path], record: int, window: int) -> Iterator[np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, overload
 
 import numpy as np
 
-from packer.columns import Array, Column, ColumnWriter
+from packer.columns import Array, Column, ColumnWriter, blocks_of, store
 
 _ENCODING = ("utf-8", "surrogateescape")
 _CHUNK = 65536  # paths decoded at a time when iterating
@@ -128,11 +128,9 @@ class PathTable(Sequence[str]):
     def extensions(self) -> tuple[list[str], np.ndarray]:
         """The distinct extensions (:func:`packer.keys.split_name`'s rule: what follows the last
         dot of the base name, case kept; "" if none), sorted, and each path's position in them
-        (uint16). See :class:`Extensions`."""
-        table = Extensions()
-        codes = [table.codes(block) for block in self.blocks()]
-        names, rank = table.finish()
-        return names, rank[np.concatenate(codes)] if codes else np.zeros(0, dtype=np.uint16)
+        (uint16). See :func:`extension_ids`."""
+        names, ids = extension_ids(self)
+        return names, np.asarray(ids)
 
     def encoded(self) -> tuple[bytes, np.ndarray]:
         """(the paths back to back without terminators, uint64 offsets ``(n+1,)``): the plan's
@@ -159,6 +157,20 @@ class PathTable(Sequence[str]):
             raise ValueError("a path contains NUL")
         with_nul = np.insert(raw, plain[1:], 0)
         return cls(with_nul.tobytes(), plain + np.arange(len(plain), dtype=np.int64))
+
+
+def extension_ids(paths: PathTable, out: Path | None = None) -> tuple[list[str], Array]:
+    """The sorted extension names of ``paths`` and each path's position in them, a block of
+    paths at a time (two passes: the names are sorted only once all are seen); with ``out``,
+    the positions are a column written there."""
+    table = Extensions()
+    scratch = None if out is None else out.with_name(f"{out.stem}.codes.npy")
+    codes = store((table.codes(block) for block in paths.blocks()), "<u2", scratch)
+    names, rank = table.finish()
+    ids = store((rank[c] for c in blocks_of(codes)), "<u2", out)
+    if scratch is not None:
+        scratch.unlink()
+    return names, ids
 
 
 class Extensions:
@@ -346,12 +358,11 @@ class PathSink:
             (self.folder / "scan.scratch").unlink(missing_ok=True)
 
     def finish(self) -> tuple[PathTable, Array]:
-        counts = np.array([c for _, _, c in self._order], dtype=np.int64)
-        labels_of = np.array([label for _, label, _ in self._order], dtype=np.int32)
         if self.folder is None or self._scratch is None:
             paths = PathTable.concat(self._held[h] for h, _, _ in self._order)
             self._held = []
-            return paths, np.repeat(labels_of, counts)
+            label_of = np.array([label for _, label, _ in self._order], dtype=np.int32)
+            return paths, np.repeat(label_of, [count for _, _, count in self._order])
         folder, scratch = self.folder, self._scratch
         scratch.flush()
         raw = ColumnWriter(folder / "paths.npy", "u1")

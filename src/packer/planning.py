@@ -27,7 +27,7 @@ from packer.errors import PackError, SourceError, UsageError
 from packer.files import write_file_synced
 from packer.images import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
 from packer.omissions import Finding, Omissions, Skipped
-from packer.pathtable import DiskPaths, Extensions, PathTable
+from packer.pathtable import DiskPaths, PathTable, extension_ids
 from packer.plan import (
     CUT_MODES,
     DEFAULT_SHARD_SIZE,
@@ -455,18 +455,10 @@ def _keep_going(skip: Skipped) -> None:
 def _extension_table(
     scan: Scan, transform: Transform | None, workdir: Path | None
 ) -> tuple[list[str], Array]:
-    """The pack's sorted extension names and each sample's position in them, a block of paths
-    at a time (two passes: names are sorted only once all are seen)."""
+    """The pack's sorted extension names and each sample's position in them."""
     out = None if workdir is None else workdir / "ext_ids.npy"
     if transform is not None and transform.reencode is not None:
         # every sample is re-encoded to one format
         zeros = (np.zeros(len(b), dtype=np.uint16) for b in blocks_of(scan.labels))
         return [transform.encode_extension], store(zeros, "<u2", out)
-    table = Extensions()
-    codes_file = None if workdir is None else workdir / "ext_codes.npy"
-    codes = store((table.codes(b) for b in scan.paths.blocks()), "<u2", codes_file)
-    names, rank = table.finish()
-    ids = store((rank[c] for c in blocks_of(codes)), "<u2", out)
-    if codes_file is not None:
-        codes_file.unlink()
-    return names, ids
+    return extension_ids(scan.paths, out)
