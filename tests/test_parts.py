@@ -109,6 +109,26 @@ def test_a_tampered_data_file_is_refused(tmp_path: Path, planned: tuple[Path, li
     assert not (tmp_path / "dst.pack").exists()
 
 
+def test_a_tampered_data_file_leaves_an_existing_dst_as_it_was(
+    tmp_path: Path, planned: tuple[Path, list[Path]]
+) -> None:
+    """The sha256 checks run while the index is written: a mismatch must still stop the merge
+    before the commit, so ``--force`` over an existing pack keeps that pack."""
+    plan, parts = planned
+    merge(plan, parts, tmp_path / "dst.pack")
+    before = tree_digest(tmp_path / "dst.pack")
+    data = sorted(parts[-1].glob("shard-*.zip"))[-1]
+    blob = bytearray(data.read_bytes())
+    blob[-100] ^= 0xFF
+    fresh = data.with_name("fresh")
+    fresh.write_bytes(bytes(blob))
+    fresh.replace(data)  # a new inode: the merged pack's hard link keeps the old bytes
+    with pytest.raises(PackError, match=f"{data.name}: does not match its recorded sha256"):
+        merge(plan, parts, tmp_path / "dst.pack", force=True)
+    assert tree_digest(tmp_path / "dst.pack") == before
+    assert [p.name for p in tmp_path.iterdir() if "dst" in p.name] == ["dst.pack"]
+
+
 def test_other_library_versions_are_refused(
     tmp_path: Path, planned: tuple[Path, list[Path]]
 ) -> None:

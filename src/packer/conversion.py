@@ -42,7 +42,14 @@ from packer.progress import NoProgress, Progress
 from packer.publish import refuse_url, to_url, update_at_url
 from packer.registry import DEFAULT_FORMAT, get_backend_class, make_backend
 from packer.remote import is_url
-from packer.resume import RESUME_DIR, prepare_resume, remove_strays, reusable, save_result
+from packer.resume import (
+    RESUME_DIR,
+    plan_digest,
+    prepare_resume,
+    remove_strays,
+    reusable,
+    save_result,
+)
 from packer.scanner import DEFAULT_SYMLINKS
 from packer.shards import ShardJob, ShardResult
 from packer.staging import Staging, check_destination
@@ -250,9 +257,10 @@ def convert(
                 link_reused(changes, staging.path)
                 done = dict(changes.reuse)
             else:
-                done = prepare_resume(
-                    staging.path, template, [plan.created_by, plan.on_error, plan.ext_names]
+                digest = plan_digest(
+                    template, {"extra": [plan.created_by, plan.on_error, plan.ext_names]}
                 )
+                done = prepare_resume(staging.path, digest)
             records = dict(done)
 
             def record(result: ShardResult) -> None:

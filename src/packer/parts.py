@@ -38,7 +38,14 @@ from packer.planning import Plan
 from packer.progress import NoProgress, Progress
 from packer.publish import to_url
 from packer.remote import is_url
-from packer.resume import RESUME_DIR, load_results, prepare_resume, save_result
+from packer.resume import (
+    RESUME_DIR,
+    hash_threads,
+    intact,
+    prepare_resume,
+    read_records,
+    save_result,
+)
 from packer.shards import ShardResult
 from packer.staging import Staging, partial_path
 from packer.update import recorded_arguments
@@ -102,7 +109,7 @@ def convert_part(
     try:
         with Staging(out_path, force=force, keep_partial=resume, marker=PART_FILE) as staging:
             template = plan.template(staging.path)
-            done = prepare_resume(staging.path, template, [digest])
+            done = prepare_resume(staging.path, digest)  # the plan's digest says it all
             records = dict(done)
             progress.start(total, f"part {index}/{count} -> {plan.backend_name}")
             try:
@@ -160,14 +167,18 @@ def merge(
     assert plan.bounds is not None
     found = _check_parts(plan, digest, [Path(p) for p in parts])
     dst_path = Path(dst)
+    # The data files' sha256 are checked in threads while the index is written (hashing releases
+    # the GIL): the staged pack is only committed once every one matched, so DST is never touched
+    # by a merge that fails.
+    hasher = cf.ThreadPoolExecutor(hash_threads())
     try:
+        checks = [hasher.submit(intact, result, folder) for folder, result in found]
         with Staging(dst_path, force=force) as staging:
             progress.start(
                 len(plan.bounds), f"merge {len(parts)} part(s) -> {dst_path.name}", unit="shards"
             )
             try:
-                for k in range(len(plan.bounds)):
-                    folder, result = found[k]
+                for folder, result in found:
                     _link_or_copy(
                         folder / result.data_file.name, staging.path / result.data_file.name
                     )
@@ -177,13 +188,21 @@ def merge(
             collected = write_pack(
                 staging.path,
                 plan,
-                (found[k][1] for k in range(len(found))),
+                (result for _, result in found),
                 arguments=_arguments(Path(plan_dir)),
             )
+            for (folder, result), check in zip(found, checks, strict=True):
+                if not check.result():
+                    raise PackError(
+                        f"{folder / result.data_file.name}: does not match its recorded sha256 "
+                        "(damaged or tampered); convert this part again"
+                    )
             pack_bytes = tree_bytes(staging.path)
             staging.commit()
     except OSError as exc:
         raise output_error(dst_path, exc) from None
+    finally:
+        hasher.shutdown(cancel_futures=True)
     return build_report(
         dst_path, plan.backend_name, plan.scan, collected, started, pack_bytes=pack_bytes
     )
@@ -198,10 +217,9 @@ def _arguments(plan_dir: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _check_parts(
-    plan: Plan, digest: str, folders: list[Path]
-) -> dict[int, tuple[Path, ShardResult]]:
-    """Every shard of the plan exactly once, from finished parts of this plan, with intact data."""
+def _check_parts(plan: Plan, digest: str, folders: list[Path]) -> list[tuple[Path, ShardResult]]:
+    """Every shard of the plan exactly once, in shard order, from finished parts of this plan,
+    each with a data file of its recorded size (their sha256 are the caller's to check)."""
     assert plan.bounds is not None
     mine = versions()
     found: dict[int, tuple[Path, ShardResult]] = {}
@@ -218,13 +236,13 @@ def _check_parts(
                 "use the same packer and library versions for every part"
             )
         first, stop = doc["shards"]
-        results = load_results(folder / RECORDS_DIR, folder)
+        results = {r.shard: r for r in read_records(folder / RECORDS_DIR, folder)}
         for k in range(first, stop):
             result = results.get(k)
             if result is None:
                 raise PackError(
-                    f"{folder}: shard {k} is missing or its data file does not match its "
-                    "recorded size and sha256 (damaged or tampered); convert this part again"
+                    f"{folder}: shard {k} is missing or its data file does not have its recorded "
+                    "size (damaged or tampered); convert this part again"
                 )
             if k in found:
                 raise UsageError(
@@ -237,7 +255,7 @@ def _check_parts(
             f"shards {_ranges(missing)} of {len(plan.bounds)} are in none of the parts given; "
             "pass every part (a part still being written is not finished)"
         )
-    return found
+    return [found[k] for k in range(len(plan.bounds))]
 
 
 def _read_part(folder: Path) -> dict[str, Any]:

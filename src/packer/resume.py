@@ -71,6 +71,15 @@ def save_result(folder: Path, result: ShardResult) -> None:
 def load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
     """Finished shards of an interrupted run whose data file is still exactly what was recorded
     (the sha256 checks run in a few threads: hashing releases the GIL, a merge has many files)."""
+    candidates = read_records(folder, out_dir)
+    with ThreadPoolExecutor(hash_threads()) as pool:
+        checks = list(pool.map(lambda r: intact(r, out_dir), candidates))
+    return {r.shard: r for r, ok in zip(candidates, checks, strict=True) if ok}
+
+
+def read_records(folder: Path, out_dir: Path) -> list[ShardResult]:
+    """The readable shard records in ``folder`` whose data file in ``out_dir`` has the recorded
+    size (its sha256 is :func:`intact`'s to check)."""
     candidates: list[ShardResult] = []
     for info_path in sorted(folder.glob("shard-*.json")):
         try:
@@ -82,22 +91,25 @@ def load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
                 candidates.append(result)
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             continue  # a record cut short by the crash: that shard is simply written again
-
-    def intact(result: ShardResult) -> bool:
-        try:
-            return sha256_file(out_dir / result.data_file.name) == result.data_file.sha256
-        except OSError:
-            return False
-
-    with ThreadPoolExecutor(max(1, min(4, available_cpus()))) as pool:
-        checks = list(pool.map(intact, candidates))
-    return {r.shard: r for r, ok in zip(candidates, checks, strict=True) if ok}
+    return candidates
 
 
-def prepare_resume(partial: Path, template: ShardJob, extra: list[Any]) -> dict[int, ShardResult]:
-    """Finished shards to reuse from an interrupted run with the same plan; start the record."""
+def intact(result: ShardResult, out_dir: Path) -> bool:
+    """Whether the shard's data file in ``out_dir`` still has its recorded sha256."""
+    try:
+        return sha256_file(out_dir / result.data_file.name) == result.data_file.sha256
+    except OSError:
+        return False
+
+
+def hash_threads() -> int:
+    return max(1, min(4, available_cpus()))
+
+
+def prepare_resume(partial: Path, digest: str) -> dict[int, ShardResult]:
+    """Finished shards to reuse from an interrupted run planned with the same ``digest`` (a
+    convert's :func:`plan_digest`, a part's saved plan digest); start the record."""
     folder = partial / RESUME_DIR
-    digest = plan_digest(template, {"extra": extra})
     plan_file = folder / "plan"
     done: dict[int, ShardResult] = {}
     if plan_file.is_file() and plan_file.read_text() == digest:
