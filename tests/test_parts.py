@@ -129,6 +129,19 @@ def test_a_tampered_data_file_leaves_an_existing_dst_as_it_was(
     assert [p.name for p in tmp_path.iterdir() if "dst" in p.name] == ["dst.pack"]
 
 
+def test_a_damaged_shard_record_is_named_and_dst_stays_untouched(
+    tmp_path: Path, planned: tuple[Path, list[Path]]
+) -> None:
+    """Records' arrays are read only as the index is written: a damaged one still fails the
+    merge with its name, before anything is committed."""
+    plan, parts = planned
+    record = sorted((parts[2] / "records").glob("shard-*.npz"))[0]
+    record.write_bytes(record.read_bytes()[:50])
+    with pytest.raises(PackError, match=f"{record.name}: unreadable shard record"):
+        merge(plan, parts, tmp_path / "dst.pack")
+    assert not any("dst" in p.name for p in tmp_path.iterdir())
+
+
 def test_other_library_versions_are_refused(
     tmp_path: Path, planned: tuple[Path, list[Path]]
 ) -> None:

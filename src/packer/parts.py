@@ -39,7 +39,9 @@ from packer.progress import NoProgress, Progress
 from packer.publish import to_url
 from packer.remote import is_url
 from packer.resume import (
+    RECORD_ERRORS,
     RESUME_DIR,
+    Record,
     hash_threads,
     intact,
     prepare_resume,
@@ -172,29 +174,28 @@ def merge(
     # by a merge that fails.
     hasher = cf.ThreadPoolExecutor(hash_threads())
     try:
-        checks = [hasher.submit(intact, result, folder) for folder, result in found]
+        checks = [hasher.submit(intact, record.data_file, folder) for folder, record in found]
         with Staging(dst_path, force=force) as staging:
             progress.start(
                 len(plan.bounds), f"merge {len(parts)} part(s) -> {dst_path.name}", unit="shards"
             )
             try:
-                for folder, result in found:
-                    _link_or_copy(
-                        folder / result.data_file.name, staging.path / result.data_file.name
-                    )
-                    progress.advance(1, result.data_file.bytes)
+                for folder, record in found:
+                    name = record.data_file.name
+                    _link_or_copy(folder / name, staging.path / name)
+                    progress.advance(1, record.data_file.bytes)
             finally:
                 progress.finish()
             collected = write_pack(
                 staging.path,
                 plan,
-                (result for _, result in found),
+                (_load(record) for _, record in found),
                 arguments=_arguments(Path(plan_dir)),
             )
-            for (folder, result), check in zip(found, checks, strict=True):
+            for (folder, record), check in zip(found, checks, strict=True):
                 if not check.result():
                     raise PackError(
-                        f"{folder / result.data_file.name}: does not match its recorded sha256 "
+                        f"{folder / record.data_file.name}: does not match its recorded sha256 "
                         "(damaged or tampered); convert this part again"
                     )
             pack_bytes = tree_bytes(staging.path)
@@ -217,12 +218,22 @@ def _arguments(plan_dir: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _check_parts(plan: Plan, digest: str, folders: list[Path]) -> list[tuple[Path, ShardResult]]:
+def _load(record: Record) -> ShardResult:
+    try:
+        return record.load()
+    except RECORD_ERRORS as exc:
+        raise PackError(
+            f"{record.path.with_suffix('.npz')}: unreadable shard record ({exc}); convert this "
+            "part again"
+        ) from None
+
+
+def _check_parts(plan: Plan, digest: str, folders: list[Path]) -> list[tuple[Path, Record]]:
     """Every shard of the plan exactly once, in shard order, from finished parts of this plan,
     each with a data file of its recorded size (their sha256 are the caller's to check)."""
     assert plan.bounds is not None
     mine = versions()
-    found: dict[int, tuple[Path, ShardResult]] = {}
+    found: dict[int, tuple[Path, Record]] = {}
     for folder in folders:
         doc = _read_part(folder)
         if doc.get("plan") != digest:

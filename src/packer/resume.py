@@ -13,7 +13,9 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,13 @@ import numpy as np
 from packer.columns import hash_array
 from packer.executors import available_cpus
 from packer.files import sha256_file
+from packer.manifest import DataFile
 from packer.plan import stat_size
 from packer.shards import ShardJob, ShardResult
 
 RESUME_DIR = ".resume"
+#: What reading a damaged or cut-short record raises.
+RECORD_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile)
 
 
 def plan_digest(job: ShardJob, extra: dict[str, Any]) -> str:
@@ -68,36 +73,61 @@ def save_result(folder: Path, result: ShardResult) -> None:
     stem.with_suffix(".tmp.json").rename(stem.with_suffix(".json"))
 
 
+@dataclass(frozen=True)
+class Record:
+    """A finished shard's record: its JSON read, its arrays (``.npz``) loaded only on demand, so
+    a merge holds one shard's rows at a time however many samples the parts have."""
+
+    path: Path  # shard-NNNNN.json, beside its .npz
+    shard: int
+    data_file: DataFile
+    info: dict[str, Any]
+
+    def load(self) -> ShardResult:
+        """The shard's result; raises one of :data:`RECORD_ERRORS` on a bad record."""
+        # np.load leaves its own file open when the zip is damaged: open it here instead
+        with open(self.path.with_suffix(".npz"), "rb") as f, np.load(f, allow_pickle=False) as npz:
+            return ShardResult.from_record({k: npz[k] for k in npz.files}, self.info)
+
+
 def load_results(folder: Path, out_dir: Path) -> dict[int, ShardResult]:
     """Finished shards of an interrupted run whose data file is still exactly what was recorded
     (the sha256 checks run in a few threads: hashing releases the GIL, a merge has many files)."""
-    candidates = read_records(folder, out_dir)
+    candidates: list[ShardResult] = []
+    for record in read_records(folder, out_dir):
+        try:
+            candidates.append(record.load())
+        except RECORD_ERRORS:
+            continue  # a record cut short by the crash: that shard is simply written again
     with ThreadPoolExecutor(hash_threads()) as pool:
-        checks = list(pool.map(lambda r: intact(r, out_dir), candidates))
+        checks = list(pool.map(lambda r: intact(r.data_file, out_dir), candidates))
     return {r.shard: r for r, ok in zip(candidates, checks, strict=True) if ok}
 
 
-def read_records(folder: Path, out_dir: Path) -> list[ShardResult]:
+def read_records(folder: Path, out_dir: Path) -> list[Record]:
     """The readable shard records in ``folder`` whose data file in ``out_dir`` has the recorded
     size (its sha256 is :func:`intact`'s to check)."""
-    candidates: list[ShardResult] = []
+    records: list[Record] = []
     for info_path in sorted(folder.glob("shard-*.json")):
         try:
             info = json.loads(info_path.read_text())
-            with np.load(info_path.with_suffix(".npz"), allow_pickle=False) as npz:
-                result = ShardResult.from_record({k: npz[k] for k in npz.files}, info)
-            path = out_dir / result.data_file.name
-            if path.is_file() and path.stat().st_size == result.data_file.bytes:
-                candidates.append(result)
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            data_file = DataFile(**info["data_file"])
+            path = out_dir / data_file.name
+            if (
+                info_path.with_suffix(".npz").is_file()
+                and path.is_file()
+                and path.stat().st_size == data_file.bytes
+            ):
+                records.append(Record(info_path, int(info["shard"]), data_file, info))
+        except RECORD_ERRORS:
             continue  # a record cut short by the crash: that shard is simply written again
-    return candidates
+    return records
 
 
-def intact(result: ShardResult, out_dir: Path) -> bool:
-    """Whether the shard's data file in ``out_dir`` still has its recorded sha256."""
+def intact(data_file: DataFile, out_dir: Path) -> bool:
+    """Whether the data file in ``out_dir`` still has its recorded sha256."""
     try:
-        return sha256_file(out_dir / result.data_file.name) == result.data_file.sha256
+        return sha256_file(out_dir / data_file.name) == data_file.sha256
     except OSError:
         return False
 
