@@ -51,6 +51,15 @@ def _read_everything(path: Path) -> None:
         (lambda m: m["data_files"][0].update(name="../../etc/passwd"), "not a plain file name"),
         (lambda m: m.update(classes=None), "must be a list"),
         (lambda m: m.update(format="zarr"), "not a packer manifest"),
+        (lambda m: m["index"].pop("dtypes"), "field index.dtypes must be an object"),
+        (
+            lambda m: m["index"]["dtypes"].update(locations="|O"),
+            "index.dtypes.locations must be <u4 or <u8",
+        ),
+        (
+            lambda m: m["index"]["dtypes"].update(labels="<u4"),
+            "index.dtypes.labels must be <i4",
+        ),
     ],
 )
 def test_edited_manifest_is_refused(
@@ -188,7 +197,10 @@ VERIFIED_FIELDS = {"format", "format_version", "data_files", "index", "num_sampl
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        (("format_version",), 2),
+        (("format_version",), 3),
+        (("format_version",), 1),  # version 1 indexes are uint64: these arrays are narrower
+        (("index", "dtypes", "locations"), "<u8"),
+        (("index", "dtypes", "key_order"), "<u8"),
         (("num_samples",), 5),
         (("class_counts", 0), 99),
         (("data_files", 0, "sha256"), "0" * 64),

@@ -364,7 +364,7 @@ def write_pack(
     results = _calling(state.add, results)
     if on_result is not None:
         results = _calling(on_result, results)
-    index_results(
+    dtypes = index_results(
         root,
         results,
         collected,
@@ -375,7 +375,7 @@ def write_pack(
     )
     remove_strays(root, {d.name for d in collected.data_files})
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
-    finish_pack(root, backend, _manifest(plan, collected, {}))
+    finish_pack(root, backend, _manifest(plan, collected, dtypes))
     state.save(root, plan, arguments)
     return collected
 
@@ -395,10 +395,11 @@ def index_results(
     *,
     empty: str,
     unique_keys: bool = False,
-) -> None:
+) -> dict[str, str]:
     """Append each shard's rows (in shard order) to the pack index in ``root`` and to
-    ``collected``, then finish the index; none at all is a SourceError saying ``empty``. On any
-    error the unfinished index is closed before it propagates."""
+    ``collected``, then finish the index and return its dtypes (for the manifest); none at all is
+    a SourceError saying ``empty``. On any error the unfinished index is closed before it
+    propagates."""
     index = IndexWriter(root)
     try:
         for r in results:
@@ -410,6 +411,7 @@ def index_results(
     except BaseException:
         index.abort()
         raise
+    return index.dtypes
 
 
 def finish_pack(root: Path, backend: Backend[Any], manifest: Manifest) -> None:
@@ -424,7 +426,7 @@ def finish_pack(root: Path, backend: Backend[Any], manifest: Manifest) -> None:
     manifest.write(root)
 
 
-def _manifest(plan: Plan, collected: Collected, index_sha256: dict[str, str]) -> Manifest:
+def _manifest(plan: Plan, collected: Collected, index_dtypes: dict[str, str]) -> Manifest:
     scan = plan.scan
     return Manifest(
         backend_name=plan.backend_name,
@@ -435,7 +437,8 @@ def _manifest(plan: Plan, collected: Collected, index_sha256: dict[str, str]) ->
         payload_bytes=collected.payload_bytes,
         data_files=collected.data_files,
         extensions=plan.ext_names,
-        index_sha256=index_sha256,
+        index_sha256={},
+        index_dtypes=index_dtypes,
         source={
             "files": len(scan) + len(scan.skipped),
             "bytes": collected.source_bytes,

@@ -20,14 +20,21 @@ def write_file_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def raw_to_npy(raw: Path, target: Path, dtype: str, shape: tuple[int, ...]) -> None:
+def raw_to_npy(
+    raw: Path, target: Path, dtype: str, shape: tuple[int, ...], *, source: str | None = None
+) -> None:
     """Turn a file of raw little-endian values into the ``.npy`` file ``target`` (header, then
     the bytes copied a block at a time) and remove it: arrays streamed to disk while they grow
-    never have to be held in memory."""
+    never have to be held in memory. With ``source`` (the raw file's dtype, if not ``dtype``),
+    each block is cast on the way (the caller knows every value fits)."""
     with open(target, "wb") as out, open(raw, "rb") as src:
         header = {"descr": dtype, "fortran_order": False, "shape": shape}
         np.lib.format.write_array_header_1_0(out, header)
-        shutil.copyfileobj(src, out, 1 << 20)
+        if source is None or np.dtype(source) == np.dtype(dtype):
+            shutil.copyfileobj(src, out, 1 << 20)
+        else:
+            while block := src.read(1 << 20):  # a whole number of values: 1 MiB of any itemsize
+                out.write(np.frombuffer(block, dtype=source).astype(dtype).tobytes())
     raw.unlink()
 
 

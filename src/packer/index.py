@@ -3,15 +3,17 @@
 Layout (see docs/format.md)::
 
     index/labels.npy       int32   (N,)    label of each sample
-    index/locations.npy    uint64  (N, 3)  data file id, offset, length (backend-defined units)
+    index/locations.npy    uint*   (N, 3)  data file id, offset, length (backend-defined units)
     index/crc32.npy        uint32  (N,)    CRC-32 of each sample's payload
     index/extension.npy    uint16  (N,)    position in manifest["extensions"]
     index/keys.bin         bytes           keys, UTF-8 (surrogateescape), concatenated in sample order
-    index/key_offsets.npy  uint64  (N+1,)  key i is keys.bin[key_offsets[i]:key_offsets[i+1]]
-    index/key_order.npy    uint64  (N,)    sample ids sorted by key bytes: key -> id by bisection
+    index/key_offsets.npy  uint*   (N+1,)  key i is keys.bin[key_offsets[i]:key_offsets[i+1]]
+    index/key_order.npy    uint*   (N,)    sample ids sorted by key bytes: key -> id by bisection
 
 Every array is a plain little-endian ``.npy`` memory-mapped on open (``allow_pickle=False``), so
-opening a pack costs the same for 1,000 or 1,000,000 samples.
+opening a pack costs the same for 1,000 or 1,000,000 samples. ``uint*``: format version 1 always
+wrote uint64; version 2 writes uint32 when every value fits (for locations: every value and every
+offset + length), as the manifest's ``index.dtypes`` records, which saves 20 of 50 bytes a sample.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from packer.columns import NpyFile, read_npy_header
 from packer.errors import PackError
 from packer.files import raw_to_npy
+from packer.index_dtypes import INDEX_ARRAYS, V1_DTYPES, narrowest
 from packer.keysort import key_order
 from packer.manifest import Manifest
 
@@ -35,17 +38,6 @@ INDEX_DIR = "index"
 
 
 KEYS_FILE = "keys.bin"
-
-
-#: name -> (dtype, trailing shape, extra rows beyond N)
-INDEX_ARRAYS: dict[str, tuple[str, tuple[int, ...], int]] = {
-    "labels": ("<i4", (), 0),
-    "locations": ("<u8", (3,), 0),
-    "crc32": ("<u4", (), 0),
-    "extension": ("<u2", (), 0),
-    "key_offsets": ("<u8", (), 1),
-    "key_order": ("<u8", (), 0),
-}
 
 
 INDEX_FILES = [f"{INDEX_DIR}/{name}.npy" for name in INDEX_ARRAYS] + [f"{INDEX_DIR}/{KEYS_FILE}"]
@@ -77,6 +69,9 @@ class IndexWriter:
         self._keys = open(self.dir / KEYS_FILE, "wb")  # noqa: SIM115 - closed in finish()
         self._key_end = 0
         self._widest_key = 0
+        self._location_max = 0  # the largest value or offset + length seen in a location row
+        #: the dtype of each array written, known once :meth:`finish` has run
+        self.dtypes = dict(V1_DTYPES)
         self._raw["key_offsets"].write(np.zeros(1, "<u8").tobytes())
         self.count = 0
 
@@ -96,6 +91,9 @@ class IndexWriter:
             arr = np.ascontiguousarray(arr, dtype=dtype)
             assert arr.shape == (n, *tail), (name, arr.shape)
             self._raw[name].write(arr.tobytes())
+        if n:
+            ends = locations[:, 1].astype("<u8") + locations[:, 2].astype("<u8")
+            self._location_max = max(self._location_max, int(locations.max()), int(ends.max()))
         lengths = np.asarray(key_lengths, dtype="<u8")
         if int(lengths.sum()) != len(key_blob):
             raise ValueError("key lengths do not add up to the key blob")
@@ -113,14 +111,20 @@ class IndexWriter:
         for f in self._raw.values():
             f.close()
         self._keys.close()
-        for name, (dtype, tail, extra) in INDEX_ARRAYS.items():
+        self.dtypes.update(
+            locations=narrowest(self._location_max),
+            key_offsets=narrowest(self._key_end),
+            key_order=narrowest(max(self.count - 1, 0)),
+        )
+        for name, (stored, tail, extra) in INDEX_ARRAYS.items():
             if name == "key_order":
                 continue
             raw_to_npy(
                 self.dir / f"{name}.raw",
                 self.dir / f"{name}.npy",
-                dtype,
+                self.dtypes[name],
                 (self.count + extra, *tail),
+                source=stored,
             )
         self._write_key_order(unique_keys)
 
@@ -129,6 +133,7 @@ class IndexWriter:
         bounded however many keys there are."""
         offsets = NpyFile(self.dir / "key_offsets.npy")
         raw = self.dir / "key_order.raw"
+        dtype = self.dtypes["key_order"]
         with open(self.dir / KEYS_FILE, "rb") as keys, open(raw, "wb") as out:
 
             def key_bytes(x: int, y: int) -> bytes:
@@ -140,10 +145,10 @@ class IndexWriter:
                 self.count,
                 self._widest_key,
                 self.dir / "key_order.runs",
-                lambda ids: out.write(ids.tobytes()),
+                lambda ids: out.write(ids.astype(dtype).tobytes()),
                 unique=unique,
             )
-        raw_to_npy(raw, self.dir / "key_order.npy", "<u8", (self.count,))
+        raw_to_npy(raw, self.dir / "key_order.npy", dtype, (self.count,))
 
     def abort(self) -> None:
         for f in [*self._raw.values(), self._keys]:
@@ -190,14 +195,17 @@ class Index:
     def __init__(self, root: Path, manifest: Manifest) -> None:
         self.root = root
         self._n = manifest.num_samples
+        self._dtypes = manifest.index_dtypes
         self._arrays: dict[str, np.ndarray] = {}
         self._keys_map: mmap.mmap | bytes | None = None
 
     def array(self, name: str) -> np.ndarray:
         arr = self._arrays.get(name)
         if arr is None:
-            dtype, tail, extra = INDEX_ARRAYS[name]
-            arr = map_npy(self.root / INDEX_DIR / f"{name}.npy", dtype, (self._n + extra, *tail))
+            _, tail, extra = INDEX_ARRAYS[name]
+            arr = map_npy(
+                self.root / INDEX_DIR / f"{name}.npy", self._dtypes[name], (self._n + extra, *tail)
+            )
             self._arrays[name] = arr
         return arr
 

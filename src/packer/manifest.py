@@ -14,11 +14,16 @@ from typing import Any
 
 from packer.errors import PackError
 from packer.files import write_file_synced
+from packer.index_dtypes import V1_DTYPES, allowed_dtypes
 
 FORMAT_NAME = "packer"
 
 
-FORMAT_VERSION = 1
+#: The version this packer writes. 2: the index's dtypes are recorded (``index.dtypes``) and
+#: may be narrower than version 1's fixed ones (see :mod:`packer.index`).
+FORMAT_VERSION = 2
+#: The versions this packer reads.
+READABLE_VERSIONS = (1, 2)
 
 
 MANIFEST_NAME = "manifest.json"
@@ -63,6 +68,8 @@ class Manifest:
     transform: dict[str, Any] | None = None
     sample_shape: list[int] | None = None
     format_version: int = FORMAT_VERSION
+    #: the dtype of each index array (version 1 packs: the fixed dtypes of that version)
+    index_dtypes: dict[str, str] = field(default_factory=lambda: dict(V1_DTYPES))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +82,11 @@ class Manifest:
             "payload_bytes": self.payload_bytes,
             "data_files": [d.to_dict() for d in self.data_files],
             "extensions": self.extensions,
-            "index": {"sha256": self.index_sha256},
+            "index": (
+                {"sha256": self.index_sha256, "dtypes": self.index_dtypes}
+                if self.format_version >= 2
+                else {"sha256": self.index_sha256}
+            ),
             "source": self.source,
             "created_by": self.created_by,
             "skipped": self.skipped,
@@ -121,10 +132,11 @@ class Manifest:
         if obj.get("format") != FORMAT_NAME:
             raise PackError(f"{path}: not a packer manifest (format={obj.get('format')!r})")
         version = v.integer(obj, "format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise PackError(
                 f"{path}: pack format version {version} is not supported by this packer "
-                f"(reads version {FORMAT_VERSION}); upgrade packer or re-create the pack"
+                f"(reads versions {', '.join(map(str, READABLE_VERSIONS))}); upgrade packer or "
+                "re-create the pack"
             )
         backend = v.mapping(obj.get("backend"), "backend")
         n = v.integer(obj, "num_samples")
@@ -162,6 +174,14 @@ class Manifest:
                 raise PackError(f"{path}: sample_shape must be [height, width, channels]")
         index = v.mapping(obj.get("index"), "index")
         sha = v.mapping(index.get("sha256"), "index.sha256")
+        dtypes = dict(V1_DTYPES)
+        if version >= 2:
+            found = v.mapping(index.get("dtypes"), "index.dtypes")
+            for name in V1_DTYPES:
+                dtype = found.get(name)
+                if dtype not in allowed_dtypes(name):
+                    raise v.fail(f"index.dtypes.{name}", " or ".join(allowed_dtypes(name)))
+                dtypes[name] = dtype
         return cls(
             backend_name=v.string(backend, "name"),
             options=dict(v.mapping(backend.get("options", {}), "backend.options")),
@@ -192,6 +212,7 @@ class Manifest:
             transform=transform,
             sample_shape=shape,
             format_version=version,
+            index_dtypes=dtypes,
         )
 
 

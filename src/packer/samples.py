@@ -206,7 +206,7 @@ def _write_index(
     names = sorted({e for r in results for e in (r.ext_names or [])})
     position = {e: i for i, e in enumerate(names)}
     collected = Collected(len(classes))
-    index_results(
+    dtypes = index_results(
         root,
         (_checked(r, position, len(classes)) for r in results),
         collected,
@@ -235,6 +235,7 @@ def _write_index(
         skipped=[s.to_dict() for s in sorted(collected.skipped, key=lambda s: s.path)],
         transform=template.transform,
         sample_shape=list(template.pixel_shape) if template.pixel_shape else None,
+        index_dtypes=dtypes,
     )
     finish_pack(root, backend, manifest)
     return collected
