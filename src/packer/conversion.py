@@ -32,7 +32,7 @@ from packer.conversion_report import Collected, ConvertReport, build_report, up_
 from packer.errors import OutputError, SourceError, UsageError
 from packer.executors import Reusable, default_workers, local_pool, run_inline, run_on
 from packer.files import sha256_file, tree_bytes
-from packer.findings import duplicates_across_classes, index_blocks, key_reader
+from packer.findings import duplicates_in
 from packer.index import INDEX_FILES, Index, IndexWriter
 from packer.keys import safe_relative
 from packer.manifest import Manifest
@@ -240,12 +240,19 @@ def convert(
                 len(scan.classes), skipped=list(scan.skipped), findings=list(scan.findings)
             )
             progress.start(len(scan), f"check {scan.root.name}")
+            checked = workdir / "checked"  # an index of what would be packed, for the duplicates
             try:
-                for result in run_shards(plan.template(dst_path.parent, dry_run=True), {}):
-                    collected.add(result, keep_columns=True)
+                index_results(
+                    checked,
+                    run_shards(plan.template(dst_path.parent, dry_run=True), {}),
+                    collected,
+                    empty="",
+                    key_order=False,
+                )
             finally:
                 progress.finish()
-            collected.findings.extend(collected.duplicates(scan))
+            if collected.num_samples:
+                collected.findings.extend(duplicates_in(checked, scan))
             return build_report(
                 dst_path, plan.backend_name, scan, collected, started, pack_bytes=0, dry_run=True
             )
@@ -370,9 +377,7 @@ def write_pack(
         collected,
         empty=f"{scan.root}: every image was skipped; nothing to pack (see the errors above)",
     )
-    collected.findings.extend(
-        duplicates_across_classes(scan, index_blocks(root), key_reader(root), root / ".duplicates")
-    )
+    collected.findings.extend(duplicates_in(root, scan))
     remove_strays(root, {d.name for d in collected.data_files})
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
     finish_pack(root, backend, _manifest(plan, collected, dtypes))
@@ -395,19 +400,21 @@ def index_results(
     *,
     empty: str,
     unique_keys: bool = False,
+    key_order: bool = True,
 ) -> dict[str, str]:
     """Append each shard's rows (in shard order) to the pack index in ``root`` and to
     ``collected``, then finish the index and return its dtypes (for the manifest); none at all is
-    a SourceError saying ``empty``. On any error the unfinished index is closed before it
-    propagates."""
+    a SourceError saying ``empty`` (unless ``empty`` is ""). On any error the unfinished index is
+    closed before it propagates. Without ``key_order`` (a dry run's index, only scanned for
+    duplicates) the key sort is left out."""
     index = IndexWriter(root)
     try:
         for r in results:
             index.append(r.labels, r.locations, r.crc32, r.extension_ids, r.key_blob, r.key_lengths)
             collected.add(r)
-        if index.count == 0:
+        if index.count == 0 and empty:
             raise SourceError(empty)
-        index.finish(unique_keys=unique_keys)
+        index.finish(unique_keys=unique_keys, key_order=key_order)
     except BaseException:
         index.abort()
         raise

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from packer.files import tree_bytes
-from packer.findings import duplicates_across_classes
 from packer.manifest import DataFile, Manifest
 from packer.omissions import MAX_LISTED, Finding, Omissions, Skipped
 from packer.scanner import Scan
@@ -78,7 +76,7 @@ class ConvertReport:
 
 @dataclass
 class Collected:
-    """Totals and index rows gathered from shard results as they arrive, in shard order."""
+    """Totals gathered from shard results as they arrive, in shard order."""
 
     classes: int
     data_files: list[DataFile] = field(default_factory=list)
@@ -87,11 +85,8 @@ class Collected:
     source_bytes: int = 0
     payload_bytes: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    columns: list[tuple[np.ndarray, np.ndarray, np.ndarray, bytes, np.ndarray]] = field(
-        default_factory=list
-    )
 
-    def add(self, result: ShardResult, *, keep_columns: bool = False) -> None:
+    def add(self, result: ShardResult) -> None:
         if not len(self.counts):
             self.counts = np.zeros(self.classes, dtype=np.int64)
         self.data_files.append(result.data_file)
@@ -100,31 +95,10 @@ class Collected:
         self.source_bytes += result.source_bytes
         self.payload_bytes += result.payload_bytes
         self.counts += np.bincount(result.labels, minlength=self.classes)
-        if keep_columns:  # a dry run has no index on disk to look for duplicates in
-            cols = (result.labels, result.crc32, result.locations[:, 2], result.key_blob)
-            self.columns.append((*cols, result.key_lengths))
 
     @property
     def num_samples(self) -> int:
         return sum(d.num_samples for d in self.data_files)
-
-    def duplicates(self, scan: Scan) -> list[Finding]:
-        """Identical files under two labels, from the columns kept while collecting."""
-        if not self.columns:
-            return []
-        ends = np.cumsum([len(c[0]) for c in self.columns])
-
-        def key_of(i: int) -> str:
-            at = int(np.searchsorted(ends, i, side="right"))
-            _, _, _, blob, lengths = self.columns[at]
-            j = i - (int(ends[at - 1]) if at else 0)
-            a = int(lengths[:j].sum())
-            return blob[a : a + int(lengths[j])].decode("utf-8", "surrogateescape")
-
-        with tempfile.TemporaryDirectory(prefix="packer-") as spill:
-            return duplicates_across_classes(
-                scan, (c[:3] for c in self.columns), key_of, Path(spill) / "duplicates"
-            )
 
 
 def build_report(

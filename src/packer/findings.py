@@ -73,6 +73,14 @@ def key_reader(pack: Path) -> Callable[[int], str]:
     return key_of
 
 
+def duplicates_in(pack: Path, scan: Scan) -> list[Finding]:
+    """Identical source files under two labels, from the index written in ``pack`` (a pack being
+    committed, or a dry run's index of what it would pack)."""
+    return duplicates_across_classes(
+        scan, index_blocks(pack), key_reader(pack), pack / ".duplicates"
+    )
+
+
 def duplicates_across_classes(
     scan: Scan, blocks: Iterable[Columns], key_of: Callable[[int], str], spill: Path
 ) -> list[Finding]:

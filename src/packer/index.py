@@ -105,9 +105,10 @@ class IndexWriter:
         self._widest_key = max(self._widest_key, int(lengths.max(initial=0)))
         self.count += n
 
-    def finish(self, *, unique_keys: bool = False) -> None:
-        """Write the ``.npy`` headers and the key order; with ``unique_keys``, a key given to two
-        samples is an error (a folder scan cannot produce one; samples from memory can)."""
+    def finish(self, *, unique_keys: bool = False, key_order: bool = True) -> None:
+        """Write the ``.npy`` headers and the key order (unless not ``key_order``); with
+        ``unique_keys``, a key given to two samples is an error (a folder scan cannot produce one;
+        samples from memory can)."""
         for f in self._raw.values():
             f.close()
         self._keys.close()
@@ -126,7 +127,8 @@ class IndexWriter:
                 (self.count + extra, *tail),
                 source=stored,
             )
-        self._write_key_order(unique_keys)
+        if key_order:
+            self._write_key_order(unique_keys)
 
     def _write_key_order(self, unique: bool) -> None:
         """``key_order.npy`` by an external merge sort (:mod:`packer.keysort`): memory stays
