@@ -11,7 +11,8 @@ reports medians and their ratio; every pack written is checked byte-identical to
 - dask:    ``--executor dask`` (LocalCluster, 2 single-threaded worker processes, started once)
            vs a local pool of 2 workers, same tree and options.
 - parts:   ``plan`` + 4 parts one after another + ``merge`` vs one ``convert``, 1 worker each.
-- rss:     peak RSS of ``pack plan`` and of ``pack convert`` at N/10 and N tiny files.
+- rss:     peak RSS of ``pack plan``, ``pack convert`` and ``convert --update`` (one file added)
+           at N/10 and N tiny files.
 - merge:   merge of N tiny samples from 16 parts: time and peak RSS.
 """
 
@@ -129,6 +130,8 @@ from packer.api import convert, save_plan
 what, src, dst = sys.argv[1:4]
 if what == "plan":
     save_plan(src, dst, "memmap", force=True)
+elif what == "update":
+    convert(src, dst, "memmap", update=True, workers=1)
 else:
     convert(src, dst, "memmap", force=True, workers=1)
 print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
@@ -151,10 +154,17 @@ def bench_rss(work: Path, out: Path, n: int) -> dict[str, Any]:
         tree = make_tiny_file_tree(work / f"tiny-{count}", files=count)
         result[f"plan peak MB ({count})"] = peak_rss_mb("plan", tree, fresh(out / "plan"))
         result[f"convert peak MB ({count})"] = peak_rss_mb("convert", tree, out / "rss.pack")
+        added = tree / "c0500" / "0000000-added.png"  # one new file mid-tree: an update
+        shutil.copyfile(tree / "c0500" / "0000000.png", added)
+        try:
+            result[f"update peak MB ({count})"] = peak_rss_mb("update", tree, out / "rss.pack")
+        finally:
+            added.unlink()
     small, big = n // 10, n
-    result["convert peak ratio"] = (
-        result[f"convert peak MB ({big})"] / result[f"convert peak MB ({small})"]
-    )
+    for what in ("convert", "update"):
+        result[f"{what} peak ratio"] = (
+            result[f"{what} peak MB ({big})"] / result[f"{what} peak MB ({small})"]
+        )
     return result
 
 

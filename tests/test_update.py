@@ -15,18 +15,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
 from packer import convert, open_pack, status, verify_pack
 from packer.api import convert_part, merge, save_plan
 from packer.cli import app
+from packer.columns import store
 from packer.conversion_report import ConvertReport
 from packer.errors import EXIT_PROBLEMS_FOUND, EXIT_SOURCE
 from packer.files import STATE_DIR
 from packer.registry import BUILTIN_BACKENDS, make_backend
 from packer.staging import partial_path
 from packer.testing import tree_digest
+from packer.update import _gather
 
 BACKENDS = sorted(BUILTIN_BACKENDS)
 
@@ -374,3 +378,20 @@ def test_updates_on_the_trees_users_have(tmp_path: Path, fmt: str) -> None:
     convert(src, dst, fmt, samples_per_shard=8, update=True)
     assert tree_digest(dst) == _fresh(src, tmp_path, fmt, samples_per_shard=8)
     assert verify_pack(dst).ok
+
+
+@given(
+    values=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=300),
+    picks=st.lists(st.integers(0, 10_000), max_size=50),
+)
+@settings(max_examples=50, deadline=None)
+def test_gather_reads_the_rows_it_needs_from_a_column(
+    tmp_path_factory: pytest.TempPathFactory, values: list[int], picks: list[int]
+) -> None:
+    """The update compares old rows a block at a time through ``_gather``: it must be exactly
+    ``column[at]`` for a column on disk and in memory, in any order."""
+    array = np.array(values, dtype="<i8")
+    at = np.array([p % len(values) for p in picks], dtype=np.int64)
+    column = store([array], "<i8", tmp_path_factory.mktemp("gather") / "c.npy")
+    assert _gather(column, at).tolist() == array[at].tolist()
+    assert _gather(array, at).tolist() == array[at].tolist()

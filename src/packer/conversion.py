@@ -224,9 +224,11 @@ def convert(
                     refresh_mtimes(dst_path, np.asarray(plan.mtimes))
                 return up_to_date_report(dst_path, changes.changes, started)
 
-        def run_shards(template: ShardJob, done: dict[int, ShardResult]) -> Iterator[ShardResult]:
+        def run_shards(
+            template: ShardJob, done: Mapping[int, ShardResult]
+        ) -> Iterator[ShardResult]:
             if plan.bounds is None:  # one process: cut by bytes while reading, no stat pass first
-                yield from run_inline(template, progress, done, reusable)
+                yield from run_inline(template, progress, dict(done), reusable)
             else:
                 yield from run_planned(
                     plan, template, progress, done, workers, executor, reusable=can_reuse
@@ -260,21 +262,24 @@ def convert(
         assert staging is not None
         try:
             template = plan.template(staging.path)
+            done: Mapping[int, ShardResult]
             if changes is not None:
                 link_reused(changes, staging.path)
-                done = dict(changes.reuse)
+                done = changes.reuse  # built a shard at a time as the index is written
             else:
                 digest = plan_digest(
                     template, {"extra": [plan.created_by, plan.on_error, plan.ext_names]}
                 )
                 done = prepare_resume(staging.path, digest)
-            records = dict(done)
+            records = dict(done) if changes is None else {}
 
             def record(result: ShardResult) -> None:
                 nonlocal resumed
-                if records.get(result.shard) is result:
+                if changes is not None:
+                    resumed += result.shard in changes.kept
+                elif records.get(result.shard) is result:
                     resumed += 1
-                elif changes is None:
+                else:
                     save_result(staging.path / RESUME_DIR, result)
 
             progress.start(len(scan), f"{scan.root.name} -> {plan.backend_name}")
@@ -314,7 +319,7 @@ def run_planned(
     plan: Plan,
     template: ShardJob,
     progress: Progress,
-    done: dict[int, ShardResult],
+    done: Mapping[int, ShardResult],
     workers: int,
     executor: cf.Executor | Any | None,
     shards: Iterable[int] | None = None,

@@ -17,7 +17,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from packer.progress import Progress
 from packer.shards import ShardJob, ShardResult, compact_job, write_shard
@@ -54,19 +54,17 @@ def run_on(
     executor: cf.Executor,
     jobs: list[ShardJob],
     progress: Progress,
-    done: dict[int, ShardResult],
+    done: Mapping[int, ShardResult],
     reusable: Reusable,
     *,
     in_flight: int,
 ) -> Iterator[ShardResult]:
     """Write planned shards on ``executor``, at most ``in_flight`` at a time; yield them in shard
-    order. On any error (or Ctrl-C) queued shards are cancelled before it propagates."""
+    order. On any error (or Ctrl-C) queued shards are cancelled before it propagates. ``done``
+    may build its results when read (an update's kept shards): each is read once to decide and
+    again when its turn comes, never all held at once."""
     reuse = {
-        job.shard: done[job.shard]
-        for job in jobs
-        if job.shard in done
-        and reusable(done[job.shard], job)
-        and done[job.shard].consumed == (job.stop or 0) - job.start
+        job.shard for job in jobs if job.shard in done and _reusable(done[job.shard], job, reusable)
     }
     queue = iter([job for job in jobs if job.shard not in reuse])
     futures: dict[int, cf.Future[ShardResult]] = {}
@@ -81,7 +79,7 @@ def run_on(
             submit_next()
         for job in jobs:
             if job.shard in reuse:
-                result = reuse[job.shard]
+                result = done[job.shard]
             else:
                 # the task ran on a compacted job (its own slice, start 0): record the plan's start
                 result = dataclasses.replace(futures.pop(job.shard).result(), start=job.start)
@@ -91,6 +89,10 @@ def run_on(
     finally:
         for future in futures.values():
             future.cancel()
+
+
+def _reusable(record: ShardResult, job: ShardJob, reusable: Reusable) -> bool:
+    return reusable(record, job) and record.consumed == (job.stop or 0) - job.start
 
 
 def available_cpus() -> int:

@@ -141,6 +141,12 @@ class PathTable(Sequence[str]):
         plain = self._offsets - np.arange(len(self._offsets), dtype=np.int64)
         return raw[keep].tobytes(), plain.astype("<u8")
 
+    def encoded_columns(self) -> tuple[Array, Array]:
+        """:meth:`encoded` as arrays (uint8 path bytes, offsets): columns on disk for a
+        :class:`DiskPaths`, so hashing or saving them reads a block at a time."""
+        blob, offsets = self.encoded()
+        return np.frombuffer(blob, dtype=np.uint8), offsets
+
     @classmethod
     def from_encoded(cls, blob: bytes, offsets: np.ndarray) -> PathTable:
         """The inverse of :meth:`encoded`."""
@@ -311,6 +317,9 @@ class DiskPaths(PathTable):
 
     def encoded(self) -> tuple[bytes, np.ndarray]:
         return self._raw.load().tobytes(), self._plain.load()
+
+    def encoded_columns(self) -> tuple[Array, Array]:
+        return self._raw, self._plain
 
     def files(self) -> tuple[Path, Path]:
         """(paths.npy, path_offsets.npy)"""

@@ -188,13 +188,8 @@ class Plan:
     def _columns(self) -> dict[str, Array]:
         """The plan's arrays as saved (``paths``: the paths' bytes back to back)."""
         assert self.sizes is not None and self.bounds is not None
-        paths = self.scan.paths
-        if isinstance(paths, DiskPaths):
-            raw, plain = (Column(f) for f in paths.files())
-            path_arrays: dict[str, Array] = {"paths": raw, "path_offsets": plain}
-        else:
-            blob, offsets = paths.encoded()
-            path_arrays = {"paths": np.frombuffer(blob, dtype=np.uint8), "path_offsets": offsets}
+        raw, plain = self.scan.paths.encoded_columns()
+        path_arrays: dict[str, Array] = {"paths": raw, "path_offsets": plain}
         return {
             "labels": _typed(self.scan.labels, "<i4"),
             "ext_ids": _typed(self.ext_ids, "<u2"),

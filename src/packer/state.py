@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from packer.columns import Column
+from packer.columns import Array, Column
 from packer.errors import PackError
 from packer.files import STATE_DIR, raw_to_npy, write_file_synced
 from packer.planning import Plan
@@ -34,8 +34,8 @@ class PackState:
     """What a pack was written from, as the update needs it."""
 
     plan: Plan  # with bounds and sizes
-    mtimes: np.ndarray  # int64 per plan sample
-    crc32: np.ndarray  # uint32 per plan sample (of the source bytes)
+    mtimes: Array  # int64 per plan sample (columns on disk: see packer.columns)
+    crc32: Array  # uint32 per plan sample (of the source bytes)
     shards: list[dict[str, Any]]  # each shard's ShardResult record without its arrays
     arguments: dict[str, Any]  # the convert's own arguments (see packer.update.recorded)
 
@@ -99,9 +99,10 @@ def load_state(dst: Path) -> PackState | None:
         document = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         if document.get("format") != STATE_FORMAT:
             return None
-        plan, _ = Plan.load(folder / "plan")
-        mtimes = np.load(folder / "mtimes.npy", allow_pickle=False).astype(np.int64)
-        crc32 = np.load(folder / "crc32.npy", allow_pickle=False).astype(np.uint32)
+        plan, _ = Plan.load(folder / "plan", lazy=True)  # its columns stay on disk
+        mtimes, crc32 = Column(folder / "mtimes.npy"), Column(folder / "crc32.npy")
+        if mtimes.dtype != np.dtype("<i8") or crc32.dtype != np.dtype("<u4"):
+            return None
         shards = list(document["shards"])
         if not len(mtimes) == len(crc32) == len(plan.scan) or plan.bounds is None:
             return None

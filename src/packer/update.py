@@ -27,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from packer._version import __version__
-from packer.columns import hash_array
-from packer.index import Index
+from packer.columns import BLOCK, Array, hash_array
 from packer.manifest import MANIFEST_NAME, DataFile, Manifest
-from packer.omissions import Finding, Skipped
 from packer.pathtable import PathTable
 from packer.planning import Plan, make_plan
 from packer.registry import DEFAULT_FORMAT, make_backend
+from packer.reused import Kept, Reused
 from packer.shards import ShardResult, read_file
 from packer.state import PackState, load_state
 
@@ -132,7 +131,9 @@ class Update:
 
     plan: Plan
     changes: Changes
-    reuse: dict[int, ShardResult] = field(default_factory=dict)
+    #: new shard -> the result of the old shard it keeps (built when read: packer.reused)
+    reuse: Mapping[int, ShardResult] = field(default_factory=dict)
+    kept: dict[int, Kept] = field(default_factory=dict)  # where each kept shard's rows are
     links: dict[int, Path] = field(default_factory=dict)  # new shard -> old data file
 
 
@@ -169,23 +170,10 @@ def plan_update(
     else:
         old_pos = _match(old.scan.paths.hashes(), plan.scan.paths.hashes())
     found = old_pos >= 0
-    class_map = _positions(old.scan.classes, plan.scan.classes)
-    same = np.zeros(len(plan.scan), dtype=bool)
-    at = old_pos[found]
-    unchanged = (
-        (old.sizes[at] == plan.sizes[found])
-        & (class_map[old.scan.labels[at]] == plan.scan.labels[found])
-        & (_full_key_flags(old)[at] == _full_key_flags(plan)[found])
-    )
-    if crcs is not None:
-        unchanged &= state.crc32[at] == crcs[found]
-        changes.refreshed = int((unchanged & (state.mtimes[at] != plan.mtimes[found])).sum())
-    else:
-        unchanged &= state.mtimes[at] == plan.mtimes[found]
-    same[found] = unchanged
+    same = _unchanged(plan, state, old_pos, crcs, changes)
     changes.added = int((~found).sum())
     changes.removed = len(old.scan) - int(found.sum())
-    changes.changed = int(found.sum()) - int(unchanged.sum())
+    changes.changed = int(found.sum()) - int(same.sum())
     old_classes, new_classes = set(old.scan.classes), set(plan.scan.classes)
     changes.classes_added = [c for c in plan.scan.classes if c not in old_classes]
     changes.classes_removed = [c for c in old.scan.classes if c not in new_classes]
@@ -197,9 +185,50 @@ def plan_update(
         and changes.added == changes.removed == changes.changed == 0
         and bool((old_pos == np.arange(len(old_pos))).all())
         and _described(old) == _described(plan)
-        and manifest.data_files == [r.data_file for r in update.reuse.values()]
+        and manifest.data_files == [kept.data_file for kept in update.kept.values()]
     )
     return update
+
+
+def _unchanged(
+    plan: Plan, state: PackState, old_pos: np.ndarray, crcs: np.ndarray | None, changes: Changes
+) -> np.ndarray:
+    """For each new sample, whether the old pack has it unchanged (same file at ``old_pos``: size,
+    label, key rule, and mtime or with ``crcs`` contents). A block of new samples at a time,
+    each reading only the old rows it spans: the old plan's columns stay on disk."""
+    old = state.plan
+    assert old.sizes is not None and plan.sizes is not None and plan.mtimes is not None
+    class_map = _positions(old.scan.classes, plan.scan.classes)
+    old_flags, new_flags = _full_key_flags(old), _full_key_flags(plan)
+    same = np.zeros(len(plan.scan), dtype=bool)
+    for a in range(0, len(plan.scan), BLOCK):
+        b = min(len(plan.scan), a + BLOCK)
+        found = old_pos[a:b] >= 0
+        at = old_pos[a:b][found]
+        unchanged = (
+            (_gather(old.sizes, at) == np.asarray(plan.sizes[a:b])[found])
+            & (class_map[_gather(old.scan.labels, at)] == np.asarray(plan.scan.labels[a:b])[found])
+            & (old_flags[at] == new_flags[a:b][found])
+        )
+        mtimes = np.asarray(plan.mtimes[a:b])[found]
+        if crcs is not None:
+            unchanged &= _gather(state.crc32, at) == crcs[a:b][found]
+            changes.refreshed += int((unchanged & (_gather(state.mtimes, at) != mtimes)).sum())
+        else:
+            unchanged &= _gather(state.mtimes, at) == mtimes
+        same[a:b][found] = unchanged
+    return same
+
+
+def _gather(column: Array, at: np.ndarray) -> np.ndarray:
+    """``column[at]`` reading only the rows between the smallest and largest of ``at`` (sorted
+    or nearly so in an update: files keep their order)."""
+    if not len(at):
+        return np.asarray(column[0:0])
+    lo = int(at.min())
+    rows = np.asarray(column[lo : int(at.max()) + 1])
+    out: np.ndarray = rows[at - lo]
+    return out
 
 
 def _rebuild_reason(dst: Path, state: PackState | None, arguments: Mapping[str, Any]) -> str | None:
@@ -236,68 +265,42 @@ def _reuse_shards(
     class_map = _positions(old.scan.classes, plan.scan.classes)
     same_classes = list(old.scan.classes) == list(plan.scan.classes)
     ext_map = _positions(manifest.extensions, plan.ext_names)
-    index = Index(dst, manifest)
-    try:
-        for k, (a, b) in enumerate(plan.bounds):
-            j = starts.get(int(old_pos[a]))
-            if j is None:
-                continue
-            oa, ob = old.bounds[j]
-            info = state.shards[j]
-            data_file = DataFile(**info["data_file"])
-            source = dst / data_file.name
-            if not (
-                ob - oa == b - a
-                and (old_pos[a:b] == np.arange(oa, ob)).all()
-                and same[a:b].all()
-                and (
-                    not backend.labels_in_data
-                    or (plan.scan.labels[a:b] == old.scan.labels[oa:ob]).all()
-                )
-                and (not backend.classes_in_data or same_classes)
-                and plan.scan.paths[a:b] == old.scan.paths[oa:ob]
-                and data_file == manifest.data_files[j]
-                and _has_size(source, data_file.bytes)
-            ):
-                continue
-            r0, r1 = int(rows[j]), int(rows[j + 1])
-            locations = np.array(index.locations[r0:r1])
-            locations[:, 0] = k
-            key_offsets = np.asarray(index.key_offsets[r0 : r1 + 1], dtype=np.uint64)
-            blob = index.keys_blob()
-            update.reuse[k] = ShardResult(
-                shard=k,
-                data_file=DataFile(
-                    backend.data_file_name(k), data_file.num_samples, data_file.bytes,
-                    data_file.sha256,
-                ),
-                labels=class_map[np.asarray(index.labels[r0:r1])].astype(np.int32),
-                locations=locations,
-                crc32=np.array(index.crc32[r0:r1]),
-                extension_ids=ext_map[np.asarray(index.extension[r0:r1])].astype(np.uint16),
-                key_blob=bytes(blob[int(key_offsets[0]) : int(key_offsets[-1])]),
-                key_lengths=np.diff(key_offsets).astype(np.uint32),
-                skipped=[Skipped(**x) for x in info["skipped"]],
-                findings=[Finding(**x) for x in info["findings"]],
-                source_bytes=int(info["source_bytes"]),
-                payload_bytes=int(info["payload_bytes"]),
-                start=a,
-                consumed=b - a,
-                planned_bytes=int(info["planned_bytes"]),
-                source_sizes=sizes[a:b].copy(),
-                source_mtimes=mtimes[a:b].copy(),
-                source_crc32=state.crc32[oa:ob].copy(),
-            )  # fmt: skip
-            update.links[k] = source
-    finally:
-        index.close()
+    reused = Reused(dst, class_map, ext_map, sizes, mtimes, state.crc32)
+    update.reuse, update.kept = reused, reused.kept
+    for k, (a, b) in enumerate(plan.bounds):
+        j = starts.get(int(old_pos[a]))
+        if j is None:
+            continue
+        oa, ob = old.bounds[j]
+        info = state.shards[j]
+        data_file = DataFile(**info["data_file"])
+        source = dst / data_file.name
+        if not (
+            ob - oa == b - a
+            and (old_pos[a:b] == np.arange(oa, ob)).all()
+            and same[a:b].all()
+            and (
+                not backend.labels_in_data
+                or (plan.scan.labels[a:b] == old.scan.labels[oa:ob]).all()
+            )
+            and (not backend.classes_in_data or same_classes)
+            and plan.scan.paths[a:b] == old.scan.paths[oa:ob]
+            and data_file == manifest.data_files[j]
+            and _has_size(source, data_file.bytes)
+        ):
+            continue
+        data_file = DataFile(
+            backend.data_file_name(k), data_file.num_samples, data_file.bytes, data_file.sha256
+        )
+        reused.keep(Kept(k, a, b, oa, (int(rows[j]), int(rows[j + 1])), data_file, info))
+        update.links[k] = source
 
 
 def link_reused(update: Update, staging: Path) -> None:
     """Put each reused data file into the staging folder under its new name: a hard link (no copy,
     the old pack stays intact until the commit), or a copy where links are not possible."""
     for k, source in sorted(update.links.items()):
-        target = staging / update.reuse[k].data_file.name
+        target = staging / update.kept[k].data_file.name
         target.unlink(missing_ok=True)
         try:
             os.link(source, target)
@@ -361,9 +364,7 @@ def fingerprint(plan: Plan, crcs: np.ndarray | None) -> str:
     mtimes (with ``crcs``: their contents' CRC-32 instead, the same on a fresh checkout)."""
     assert plan.sizes is not None and plan.mtimes is not None
     h = hashlib.sha256(json.dumps(plan.scan.classes).encode("utf-8", "surrogateescape"))
-    blob, offsets = plan.scan.paths.encoded()
-    h.update(blob)
-    for part in (offsets, plan.scan.labels, plan.sizes):
+    for part in (*plan.scan.paths.encoded_columns(), plan.scan.labels, plan.sizes):
         hash_array(h, part)
     h.update(b"crc32" if crcs is not None else b"mtime_ns")
     hash_array(h, crcs if crcs is not None else plan.mtimes)
