@@ -27,10 +27,11 @@ from packer.columns import store
 from packer.conversion_report import ConvertReport
 from packer.errors import EXIT_PROBLEMS_FOUND, EXIT_SOURCE
 from packer.files import STATE_DIR
+from packer.pathtable import PathTable
 from packer.registry import BUILTIN_BACKENDS, make_backend
 from packer.staging import partial_path
 from packer.testing import tree_digest
-from packer.update import _gather
+from packer.update import _gather, _match
 
 BACKENDS = sorted(BUILTIN_BACKENDS)
 
@@ -395,3 +396,26 @@ def test_gather_reads_the_rows_it_needs_from_a_column(
     column = store([array], "<i8", tmp_path_factory.mktemp("gather") / "c.npy")
     assert _gather(column, at).tolist() == array[at].tolist()
     assert _gather(array, at).tolist() == array[at].tolist()
+
+
+#: File names as a file system gives them: any character but NUL (and no lone surrogates).
+_NAMES = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), min_size=1, max_size=6
+)
+
+
+@given(
+    old=st.lists(_NAMES, max_size=60, unique=True),
+    new=st.lists(_NAMES, max_size=60, unique=True),
+    block=st.integers(1, 7),
+)
+@settings(max_examples=100, deadline=None)
+def test_match_finds_each_new_path_at_its_old_position(
+    old: list[str], new: list[str], block: int
+) -> None:
+    """An update pairs every path of the new scan with the same path in the old plan, in any
+    order and across block boundaries; a path the old plan lacks gets -1."""
+    where = {path: i for i, path in enumerate(old)}
+    expected = [where.get(path, -1) for path in new]
+    got = _match(PathTable.from_strings(old), PathTable.from_strings(new), block=block)
+    assert got.tolist() == expected

@@ -135,14 +135,15 @@ def _exit_with(sentinel: int) -> None:
     os._exit(1)  # a half-written shard keeps its per-attempt name; the next run removes it
 
 
-#: What a shard-writing worker imports, loaded once in the fork server (see _start_method).
+#: What a shard-writing worker imports, loaded once in the fork server (see worker_context).
 _PRELOAD = ("packer.shards", "packer.registry", "numpy", "PIL.Image")
 
 
-def _start_method() -> multiprocessing.context.BaseContext:
-    """Never plain fork: this process may hold threads (the progress display, a hashing thread)
-    and open handles. forkserver where the platform has it: workers fork from a clean server
-    that imported packer once, so a pool starts in ~20 ms instead of ~0.2 s of interpreter start
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How packer starts worker processes (shard writing, deep verify). Never plain fork: this
+    process may hold threads (the progress display, a hashing thread) and open handles.
+    forkserver where the platform has it: workers fork from a clean server that imported packer
+    once, so a pool starts in ~20 ms instead of ~0.2 s of interpreter start
     and imports per worker (0.4 CPU-seconds of a 2-worker convert); else spawn."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
@@ -159,7 +160,7 @@ def _start_method() -> multiprocessing.context.BaseContext:
 def local_pool(workers: int) -> Iterator[cf.Executor]:
     """A process pool on this machine that is stopped at once (its workers terminated, not waited
     for) when the block ends with an error, a bad file or Ctrl-C."""
-    ctx = _start_method()
+    ctx = worker_context()
     before = set(multiprocessing.active_children())
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
     try:

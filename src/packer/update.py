@@ -168,7 +168,7 @@ def plan_update(
     if plan.scan.paths == old.scan.paths:  # the common case: one compare of the path bytes
         old_pos = np.arange(len(plan.scan), dtype=np.int64)
     else:
-        old_pos = _match(old.scan.paths.hashes(), plan.scan.paths.hashes())
+        old_pos = _match(old.scan.paths, plan.scan.paths)
     found = old_pos >= 0
     same = _unchanged(plan, state, old_pos, crcs, changes)
     changes.added = int((~found).sum())
@@ -308,14 +308,31 @@ def link_reused(update: Update, staging: Path) -> None:
             shutil.copyfile(source, target)
 
 
-def _match(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """For each new path hash, the old position holding the same hash, or -1."""
+def _match(old: PathTable, new: PathTable, block: int = BLOCK) -> np.ndarray:
+    """For each new path, the old position holding the same path (by 64-bit hash), or -1.
+
+    The old hashes are sorted once beside their positions (12 bytes a sample below 4G samples);
+    the new paths are hashed and looked up ``block`` at a time: no whole-table temporaries."""
+    out = np.full(len(new), -1, dtype=np.int64)
     if not len(old):
-        return np.full(len(new), -1, dtype=np.int64)
-    order = np.argsort(old, kind="stable")
-    ordered = old[order]
-    at = np.minimum(np.searchsorted(ordered, new), len(ordered) - 1)
-    return np.where(ordered[at] == new, order[at], -1).astype(np.int64)
+        return out
+    hashes = np.empty(len(old), dtype=np.uint64)
+    start = 0
+    for table in old.blocks(block):
+        hashes[start : start + len(table)] = table.block_hashes()
+        start += len(table)
+    order = np.argsort(hashes, kind="stable")
+    if len(order) < 2**32:
+        order = order.astype(np.uint32)
+    hashes.sort()  # in place: the same array as hashes[order], without a second copy
+    start = 0
+    for table in new.blocks(block):
+        wanted = table.block_hashes()
+        at = np.minimum(np.searchsorted(hashes, wanted), len(hashes) - 1)
+        hit = hashes[at] == wanted
+        out[start : start + len(table)][hit] = order[at[hit]]
+        start += len(table)
+    return out
 
 
 def _positions(old: Sequence[str], new: Sequence[str]) -> np.ndarray:

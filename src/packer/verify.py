@@ -247,10 +247,10 @@ def _map_blocks(
             yield _check_block(pack, a, b, image_check, limit, unsafe)
         return
     import concurrent.futures as cf
-    import multiprocessing
 
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    from packer.executors import worker_context
+
+    with cf.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
         futures = [
             pool.submit(_check_block, pack, a, b, image_check, limit, unsafe) for a, b in blocks
         ]
