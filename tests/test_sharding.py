@@ -57,6 +57,12 @@ def _points(n: int, seed: int = 0) -> np.ndarray:
     return cut_points(paths.hashes())
 
 
+def test_default_sample_cap_stops_growing_with_the_tree() -> None:
+    """A shard's rows are held while it is written: past ~700k samples the cap stays put."""
+    caps = [default_samples_per_shard(n) for n in (10**5, 7 * 10**5, 10**6, 10**7, 10**9)]
+    assert caps == [8192, 65536, 65536, 65536, 65536]
+
+
 @pytest.mark.parametrize("n", [1, 4096, 60_000, 65_537, 10**6])
 def test_default_cut_gives_mid_size_trees_shards_to_share(n: int) -> None:
     per_shard = default_samples_per_shard(n)

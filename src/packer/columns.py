@@ -188,6 +188,7 @@ def blocks_of(array: Array, size: int = BLOCK) -> Iterator[np.ndarray]:
 
 
 def hash_array(h: Any, array: Array) -> None:
-    """Feed an array's bytes to a hashlib object a block at a time."""
-    for block in blocks_of(array, 1 << 20):
-        h.update(np.ascontiguousarray(block).tobytes())
+    """Feed an array's bytes to a hashlib object a block at a time (the block's own buffer: no
+    copy of it as bytes)."""
+    for block in blocks_of(array):
+        h.update(np.ascontiguousarray(block))

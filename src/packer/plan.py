@@ -31,6 +31,10 @@ DEFAULT_SHARD_SIZE = 1 << 30  # 1 GiB: few files, each far below any filesystem'
 #: most MIN_DEFAULT_SHARD_SAMPLES samples or more), so that parallel workers have work to share.
 DEFAULT_MIN_SHARDS = 16
 MIN_DEFAULT_SHARD_SAMPLES = 4096
+#: ... and never more than this many: a shard's index rows are held while it is written (about
+#: 100 B a sample, 6.5 MB here), so above ~700k samples a bigger tree means more shards, not more
+#: memory per writer.
+MAX_DEFAULT_SHARD_SAMPLES = 1 << 16
 CUT_MODES = ("content", "fixed")
 #: A content cut needs the shard at least 1/_FLOOR full, and candidate cut points come every
 #: 1/_RATE of the limit on average: shards average about half the limit and few are cut by it.
@@ -45,9 +49,11 @@ def default_samples_per_shard(n: int) -> int:
     """The sample cap used when neither ``--shard-size`` nor ``--samples-per-shard`` is given: a
     power of two from the number of samples only (so the output never depends on the workers, and
     adding files changes it only when the count crosses a power of two), small enough that shards
-    of about half of it number at least DEFAULT_MIN_SHARDS."""
+    of about half of it number at least DEFAULT_MIN_SHARDS, and at most
+    MAX_DEFAULT_SHARD_SAMPLES."""
     most = 3 * n // (2 * DEFAULT_MIN_SHARDS)
-    return max(MIN_DEFAULT_SHARD_SAMPLES, 1 << max(0, most.bit_length() - 1))
+    power = 1 << max(0, most.bit_length() - 1)
+    return min(MAX_DEFAULT_SHARD_SAMPLES, max(MIN_DEFAULT_SHARD_SAMPLES, power))
 
 
 @dataclass(frozen=True)
