@@ -210,6 +210,19 @@ def test_path_hashes_are_fixed() -> None:
     ]
 
 
+def test_path_hashes_do_not_depend_on_how_many_are_hashed_at_once() -> None:
+    """Paths are hashed a chunk at a time: a path's hash is the same across chunk boundaries
+    (3 x 8192 + 5 paths of varied lengths, some not UTF-8) as in a table of a few paths."""
+    odd = "\udce9"  # a byte that is not UTF-8, as os.fsdecode gives it
+    names = [
+        f"c{i % 7}/{'x' * (i % 23)}{i}{odd if i % 5 == 0 else ''}.jpg" for i in range(3 * 8192 + 5)
+    ]
+    table = PathTable.from_strings(names)
+    small = [table[a : a + 1000].block_hashes() for a in range(0, len(names), 1000)]
+    assert table.hashes().tolist() == np.concatenate(small).tolist()
+    assert table[8190:8195].hashes().tolist() == table.hashes()[8190:8195].tolist()
+
+
 @pytest.mark.parametrize("bad", ["", "12XB", "-5", "0", "lots"])
 def test_bad_sizes(bad: str) -> None:
     with pytest.raises(UsageError):

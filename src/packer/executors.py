@@ -143,8 +143,8 @@ def worker_context() -> multiprocessing.context.BaseContext:
     """How packer starts worker processes (shard writing, deep verify). Never plain fork: this
     process may hold threads (the progress display, a hashing thread) and open handles.
     forkserver where the platform has it: workers fork from a clean server that imported packer
-    once, so a pool starts in ~20 ms instead of ~0.2 s of interpreter start
-    and imports per worker (0.4 CPU-seconds of a 2-worker convert); else spawn."""
+    once, so a pool starts in ~20 ms instead of ~0.2 s of interpreter start and imports per
+    worker (0.4 CPU-seconds of a 2-worker convert); else spawn."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")

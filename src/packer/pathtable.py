@@ -112,8 +112,12 @@ class PathTable(Sequence[str]):
         """A 64-bit hash of each path (uint64), a pure function of its bytes on every machine:
         content-defined shard cuts and matching paths between two scans use it. Vectorised (a
         polynomial over the bytes, then the SplitMix64 finaliser), a block of paths at a time."""
-        parts = [block.block_hashes() for block in self.blocks()]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        out = np.empty(len(self), dtype=np.uint64)  # filled in place: no list of parts to join
+        start = 0
+        for block in self.blocks():
+            out[start : start + len(block)] = block.block_hashes()
+            start += len(block)
+        return out
 
     def block_hashes(self) -> np.ndarray:
         """:meth:`hashes` of an in-memory table, vectorised over ``_HASH_CHUNK`` paths at once."""

@@ -316,11 +316,7 @@ def _match(old: PathTable, new: PathTable, block: int = BLOCK) -> np.ndarray:
     out = np.full(len(new), -1, dtype=np.int64)
     if not len(old):
         return out
-    hashes = np.empty(len(old), dtype=np.uint64)
-    start = 0
-    for table in old.blocks(block):
-        hashes[start : start + len(table)] = table.block_hashes()
-        start += len(table)
+    hashes = old.hashes()
     order = np.argsort(hashes, kind="stable")
     if len(order) < 2**32:
         order = order.astype(np.uint32)
