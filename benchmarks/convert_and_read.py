@@ -19,7 +19,7 @@ import numpy as np
 
 import packer
 from common import make_png_tree, median_time
-from packer.scanner import scan_tree
+from packer.source.scanner import scan_tree
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import packer
 from packer.pytorch import PackDataset, PackIterableDataset
-from packer.scanner import scan_tree
+from packer.source.scanner import scan_tree
 
 
 def _write_jpegs(args: tuple[Path, int, int, int]) -> None:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from packer.transforms import Transform
+from packer.images.transforms import Transform
 
 
 def make_jpegs(n: int, seed: int = 0) -> list[bytes]:

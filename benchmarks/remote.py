@@ -27,7 +27,7 @@ import requests
 
 import packer
 from common import make_png_tree, median_time
-from packer.stage import stage
+from packer.storage.stage import stage
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ def bench_workers(tree: Path, out: Path, rounds: int) -> dict[str, Any]:
 
 
 def bench_dask(tree: Path, out: Path, rounds: int) -> dict[str, Any]:
-    from packer.cluster import dask_executor
+    from packer.run.cluster import dask_executor
 
     opts: dict[str, Any] = {"shard_size": "16MB"}
     reference = tree_digest(convert(tree, fresh(out / "ref.pack"), "tar", workers=1, **opts).path)

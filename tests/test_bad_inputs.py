@@ -13,8 +13,8 @@ from PIL import Image
 
 from packer import convert, open_pack
 from packer.errors import SourceError
-from packer.extract import extract
-from packer.transforms import Transform
+from packer.images.transforms import Transform
+from packer.read.extract import extract
 
 
 def _encode(im: Image.Image, fmt: str, **kwargs: object) -> bytes:
@@ -126,7 +126,7 @@ def test_odd_images_pass_through_unchanged_and_convert_explicitly(tmp_path: Path
 
 
 def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import packer.shards as conversion
+    import packer.conversion.shard as conversion
 
     src = _tree(tmp_path / "src", "locked.jpg", _good())
     original = conversion.read_file_stat

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from packer.bench_report import METRICS
-from packer.cli import app
-from packer.describe import inspect_pack
-from packer.pagecache import resident_fraction
-from packer.registry import BUILTIN_BACKENDS, backend_names
+from packer._util.pagecache import resident_fraction
+from packer.backends.registry import BUILTIN_BACKENDS, backend_names
+from packer.bench.report import METRICS
+from packer.cli.main import app
+from packer.read.describe import inspect_pack
 
 
 def test_bench_every_format_json_and_plot(demo_tree: Path, tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_bench_rejects_unknown_format(demo_tree: Path) -> None:
 
 
 def test_warm_and_evict_move_a_file_in_and_out_of_the_page_cache(tmp_path: Path) -> None:
-    from packer.pagecache import evict, warm
+    from packer._util.pagecache import evict, warm
 
     f = tmp_path / "blob"
     f.write_bytes(os.urandom(4 << 20))

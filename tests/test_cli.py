@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from packer import errors
-from packer.cli import app
-from packer.staging import partial_path
+from packer.cli.main import app
+from packer.format.staging import partial_path
 
 runner = CliRunner()
 
@@ -237,7 +237,7 @@ def test_transform_options(demo_tree: Path, tmp_path: Path) -> None:
 
 
 def test_compact_numbers_in_tables() -> None:
-    from packer.cli_render import compact_number
+    from packer.cli.render import compact_number
 
     assert [compact_number(v) for v in (986_000, 12_500, 9_999, 1_280_000, 3.14159, 250.4)] == [
         "986k",
@@ -290,8 +290,8 @@ def test_extensions_and_symlinks_flags(tmp_path: Path) -> None:
 
 
 def test_cli_default_format_is_the_registry_default() -> None:
-    from packer.cli_options import DEFAULT_FORMAT
-    from packer.registry import DEFAULT_FORMAT as REGISTRY_DEFAULT
+    from packer.backends.registry import DEFAULT_FORMAT as REGISTRY_DEFAULT
+    from packer.cli.options import DEFAULT_FORMAT
 
     assert DEFAULT_FORMAT == REGISTRY_DEFAULT
 
@@ -327,9 +327,9 @@ ERROR_WALK = [
 
 @pytest.fixture(scope="module")
 def walk_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from packer.conversion.parts import save_plan
     from packer.demo import make_demo_tree
-    from packer.parts import save_plan
-    from packer.transforms import Transform
+    from packer.images.transforms import Transform
 
     root = tmp_path_factory.mktemp("walk")
     tree = make_demo_tree(root / "tree", per_class=3, size=16)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from packer import convert, errors
-from packer.cli import app
+from packer.cli.main import app
 from packer.demo import make_demo_tree
 from packer.progress import NoProgress
 from packer.testing import tree_digest
@@ -115,7 +115,7 @@ def test_an_unreachable_scheduler_is_one_line(tree: Path, tmp_path: Path) -> Non
 
 def test_slurm_recipe_job_script() -> None:
     """The docs' SLURMCluster recipe renders a job script (no SLURM needed to check it)."""
-    from packer.cluster import slurm_cluster
+    from packer.run.cluster import slurm_cluster
 
     cluster = slurm_cluster(
         jobs_cpus=4, memory="16GB", walltime="02:00:00", queue="cpu", host="127.0.0.1"

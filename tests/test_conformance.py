@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from packer.registry import BUILTIN_BACKENDS, backend_names
+from packer.backends.registry import BUILTIN_BACKENDS, backend_names
 from packer.testing import BackendConformance, BackendSpec
 
 SPECS = [BackendSpec(name) for name in backend_names()] + [

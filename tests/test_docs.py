@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from packer.cli import app
-from packer.registry import BUILTIN_BACKENDS
+from packer.backends.registry import BUILTIN_BACKENDS
+from packer.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import packer.findings as findings
-from packer.omissions import MAX_LISTED
+import packer.conversion.findings as findings
+from packer.source.omissions import MAX_LISTED
 
 
 def _reference(labels: np.ndarray, crcs: np.ndarray, lengths: np.ndarray) -> list[tuple[int, ...]]:

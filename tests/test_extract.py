@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from packer import convert
-from packer.cli import app
+from packer.backends.registry import backend_names
+from packer.cli.main import app
 from packer.errors import OutputError, PackError
-from packer.extract import extract
-from packer.keys import safe_relative
-from packer.registry import backend_names
+from packer.format.keys import safe_relative
+from packer.read.extract import extract
 from packer.testing import make_edge_tree
 
 
@@ -97,7 +97,7 @@ def test_symlink_in_output_leading_outside_is_refused(clean_tree: Path, tmp_path
 
 
 def test_pixel_packs_cannot_be_extracted(clean_tree: Path, tmp_path: Path) -> None:
-    from packer.transforms import Transform
+    from packer.images.transforms import Transform
 
     convert(clean_tree, tmp_path / "p", "memmap", transform=Transform(size=(4, 4), mode="L"))
     result = CliRunner().invoke(app, ["extract", str(tmp_path / "p"), str(tmp_path / "out")])

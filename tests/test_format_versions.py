@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from packer._util.columns import read_npy_header
 from packer.api import convert, extract, open_pack, verify_pack
-from packer.cli import app
-from packer.columns import read_npy_header
-from packer.index import INDEX_DIR, IndexWriter
-from packer.index_dtypes import V1_DTYPES, narrowest
+from packer.cli.main import app
+from packer.format.dtypes import V1_DTYPES, narrowest
+from packer.format.index import INDEX_DIR, IndexWriter
 from packer.testing import tree_digest
 
 V1 = Path(__file__).parent / "data" / "v1"

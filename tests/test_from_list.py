@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from packer import convert, errors, open_pack
-from packer.cli import app
+from packer.cli.main import app
 from packer.demo import make_demo_tree
-from packer.index import INDEX_FILES
+from packer.format.index import INDEX_FILES
 from packer.testing import imagefolder_order
 
 

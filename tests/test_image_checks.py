@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageSequence
 
 from oddimages import BROKEN, VALID, bmp_os2
-from packer.images import full_check, header_size, quick_check
+from packer.images.checks import full_check, header_size, quick_check
 
 
 def pillow_decodes(data: bytes) -> bool:

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from oddimages import VALID, encode, noise
 from packer import convert
-from packer.cli import app
-from packer.preview import PAD, contact_sheet
-from packer.stats import NOT_AN_IMAGE, pack_stats, sample_header
-from packer.transforms import Transform
+from packer.cli.main import app
+from packer.images.transforms import Transform
+from packer.read.preview import PAD, contact_sheet
+from packer.read.stats import NOT_AN_IMAGE, pack_stats, sample_header
 
 EXTRA = {  # modes the corpus lacks
     "png-1bit": ("png", lambda: encode(noise(9, 7, "L").convert("1"), "PNG")),

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer import convert
-from packer.backends.common import member_stem
+from packer.backends.names import member_stem
 from packer.backends.tar import _tarfile_header, fast_header
 from packer.testing import imagefolder_order, make_edge_tree
 
@@ -238,7 +238,7 @@ def test_duckdb_queries_parquet_shards(source: Path, tmp_path: Path) -> None:
 def test_pixel_memmap_shards_load_with_numpy(source: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from packer.transforms import Transform
+    from packer.images.transforms import Transform
 
     t = Transform(size=(10, 14), mode="L")
     convert(source, tmp_path / "p", "memmap", samples_per_shard=6, transform=t)

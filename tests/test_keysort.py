@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import packer.keysort as keysort
+import packer._util.keysort as keysort
 from packer.errors import UsageError
 
 KEY = st.binary(max_size=6).map(lambda b: b.replace(b"\0", b"a"))  # keys never hold NUL

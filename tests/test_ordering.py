@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packer.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
+from packer.read.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
 
 
 @settings(max_examples=200, deadline=None)

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from packer import errors
 from packer.api import convert, convert_part, merge, save_plan
-from packer.cli import app
+from packer.backends.registry import BUILTIN_BACKENDS
+from packer.cli.main import app
+from packer.conversion.parts import parse_part, part_shards
 from packer.errors import OutputError, PackError, UsageError
-from packer.parts import parse_part, part_shards
+from packer.format.staging import partial_path
 from packer.progress import NoProgress
-from packer.registry import BUILTIN_BACKENDS
-from packer.staging import partial_path
 from packer.testing import make_edge_tree, tree_digest
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packer.pathtable import PathTable
+from packer._util.pathtable import PathTable
 
 # POSIX names: any characters but NUL and "/", including surrogates from non-UTF-8 bytes
 names = st.text(
@@ -67,7 +67,7 @@ def test_iteration_crosses_decode_blocks() -> None:
     )
 )
 def test_extensions_follow_split_name(paths: list[str]) -> None:
-    from packer.keys import split_name
+    from packer.format.keys import split_name
 
     names_, ids = PathTable.from_strings(paths).extensions()
     assert names_ == sorted({split_name(p)[1] for p in paths})
@@ -75,7 +75,7 @@ def test_extensions_follow_split_name(paths: list[str]) -> None:
 
 
 def test_extensions_across_blocks() -> None:
-    from packer.keys import split_name
+    from packer.format.keys import split_name
 
     exts = [".png", ".JPG", "", ".webp", ".averylongextension", ".tar.gz"]
     paths = [f"c{i % 7}/img.{i}{exts[i % len(exts)]}" for i in range(70_000)]

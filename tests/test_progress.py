@@ -8,8 +8,8 @@ import re
 import pytest
 from rich.console import Console
 
-from packer import cli_render
-from packer.cli_render import CliProgress, throughput
+from packer.cli import render as cli_render
+from packer.cli.render import CliProgress, throughput
 
 
 def _console(terminal: bool) -> tuple[Console, io.StringIO]:

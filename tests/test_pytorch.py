@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader  # noqa: E402
 
 from packer import convert, open_pack  # noqa: E402
+from packer.backends.registry import backend_names  # noqa: E402
 from packer.pytorch import PackDataset, PackIterableDataset, PackSampler  # noqa: E402
-from packer.registry import backend_names  # noqa: E402
+from packer.read.views import View  # noqa: E402
 from packer.testing import make_edge_tree  # noqa: E402
-from packer.views import View  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -239,7 +239,7 @@ def test_decoders(packs: dict[str, Path], source: Path, tmp_path: Path) -> None:
     assert torch.equal(tensor, torch.from_numpy(arr).permute(2, 0, 1))
     small, _ = PackDataset(path, decode="tensor", size=(8, 12))[0]
     assert small.shape == (3, 8, 12)
-    from packer.transforms import Transform
+    from packer.images.transforms import Transform
 
     pixels = convert(
         source, tmp_path / "px", "memmap", transform=Transform(size=(6, 5), mode="RGB")

@@ -16,13 +16,13 @@ import pytest
 from oddimages import VALID, encode, noise, png_chunk, tiff16, tiff_float
 from packer import open_pack
 from packer.api import verify_pack
-from packer.conversion import convert
+from packer.backends.registry import BUILTIN_BACKENDS
+from packer.conversion.driver import convert
 from packer.errors import SourceError, UsageError
-from packer.extract import extract
-from packer.registry import BUILTIN_BACKENDS
-from packer.scanner import parse_extensions, scan_tree
+from packer.images.transforms import Transform
+from packer.read.extract import extract
+from packer.source.scanner import parse_extensions, scan_tree
 from packer.testing import imagefolder_order, tree_digest
-from packer.transforms import Transform
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -381,9 +381,9 @@ def test_verify_workers_give_the_same_report(
     for i in (1, 6):  # two samples in different blocks: the report keeps sample order
         raw[int(pack.index.locations[i, 1]) + 40] ^= 0xFF
     data.write_bytes(bytes(raw))
-    import packer.verify
+    import packer.check.local
 
-    monkeypatch.setattr(packer.verify, "_VERIFY_BLOCK", 2)  # several blocks on a small pack
+    monkeypatch.setattr(packer.check.local, "_VERIFY_BLOCK", 2)  # several blocks on a small pack
     one = verify_pack(tmp_path / "p", deep=True)
     two = verify_pack(tmp_path / "p", deep=True, workers=2)
     findings = [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in (one, two)]

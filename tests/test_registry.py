@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from packer import errors
 from packer.api import list_formats
-from packer.cli import app
+from packer.backends.registry import BUILTIN_BACKENDS, backend_sources, get_backend_class
+from packer.cli.main import app
 from packer.errors import PluginError, UsageError
-from packer.registry import BUILTIN_BACKENDS, backend_sources, get_backend_class
 
 
 def _fake_distribution(

@@ -13,24 +13,24 @@ from pathlib import Path
 import pytest
 
 from packer import convert, open_pack
+from packer.conversion.resume import RESUME_DIR
 from packer.demo import make_demo_tree
 from packer.errors import PackError
-from packer.resume import RESUME_DIR
-from packer.staging import partial_path
+from packer.format.staging import partial_path
 from packer.testing import tree_digest
 
 # A module that slows every shard down, importable by spawned worker processes too (pickle finds
 # the patched write_shard as slowshards.slow), so that tests can interrupt a convert mid-way.
 SLOW_MODULE = """
 import time
-import packer.executors as c
+import packer.run.pools as c
 original = c.write_shard
 def slow(job, *args, **kwargs):
     time.sleep(0.15)
     return original(job, *args, **kwargs)
 c.write_shard = slow
 """
-SLOW_CONVERT = "import sys, slowshards; from packer.cli import main; sys.argv = ['pack', 'convert', *sys.argv[1:]]; main()"
+SLOW_CONVERT = "import sys, slowshards; from packer.cli.main import main; sys.argv = ['pack', 'convert', *sys.argv[1:]]; main()"
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,11 @@ pytest.importorskip("moto.server")
 import requests
 
 from packer import convert, open_pack
+from packer._util.files import STATE_DIR
 from packer.api import stage
-from packer.cli import app
+from packer.cli.main import app
 from packer.demo import make_demo_tree
 from packer.errors import EXIT_OUTPUT, EXIT_PROBLEMS_FOUND, PackError
-from packer.files import STATE_DIR
 from packer.testing import tree_digest
 
 RECORDING = Path(os.environ.setdefault("MOTO_RECORDER_FILEPATH", "/tmp/packer-moto-recording"))
@@ -240,7 +240,7 @@ def test_stage_from_a_folder_and_refusals(tree: Path, tmp_path: Path) -> None:
 # real process; the stage run again continues each file and transfers only what was missing.
 KILL_STAGE = """
 import os, signal, sys, json
-import packer.stage as st
+import packer.storage.stage as st
 st.CHUNK = 4096
 calls = 0
 original = st.Store.cat
@@ -405,7 +405,7 @@ def test_merge_to_a_bucket(s3: S3, tree: Path, tmp_path: Path) -> None:
 def test_verify_a_damaged_remote_pack_names_every_problem(
     s3: S3, tree: Path, tmp_path: Path
 ) -> None:
-    from packer.verify import verify_pack
+    from packer.check.local import verify_pack
 
     local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=48).path
     url = _upload(s3, local, "damaged.pack")
@@ -557,7 +557,7 @@ def test_a_pack_of_what_users_have_reads_stages_and_verifies_from_a_bucket(
 ) -> None:
     """Padded phone JPEGs, odd BMPs, 16-bit and CMYK images, a non-UTF-8 name (its key goes
     through the index and the object names unchanged)."""
-    from packer.verify import verify_pack
+    from packer.check.local import verify_pack
     from test_real_trees import real_tree
 
     src = real_tree(tmp_path / "src")

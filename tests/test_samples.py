@@ -10,9 +10,9 @@ import pytest
 from packer import convert, convert_samples, open_pack, verify_pack
 from packer.demo import make_demo_tree
 from packer.errors import SourceError, UsageError
-from packer.extract import extract
-from packer.index import INDEX_FILES
-from packer.staging import partial_path
+from packer.format.index import INDEX_FILES
+from packer.format.staging import partial_path
+from packer.read.extract import extract
 from packer.testing import imagefolder_order
 
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer.errors import SourceError
-from packer.keys import sample_key
-from packer.scanner import scan_tree
+from packer.format.keys import sample_key
+from packer.source.scanner import scan_tree
 from packer.testing import imagefolder_order, make_edge_tree
 
 

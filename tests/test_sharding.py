@@ -12,19 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packer import convert, open_pack
-from packer.columns import store
-from packer.demo import make_demo_tree
-from packer.errors import UsageError
-from packer.executors import available_cpus, default_workers
-from packer.pathtable import PathTable
-from packer.plan import (
+from packer._util.columns import store
+from packer._util.pathtable import PathTable
+from packer._util.sizes import parse_bytes
+from packer.conversion.cuts import (
     DEFAULT_SHARD_SIZE,
     CutRule,
     cut_points,
     default_samples_per_shard,
     plan_shards,
 )
-from packer.sizes import parse_bytes
+from packer.demo import make_demo_tree
+from packer.errors import UsageError
+from packer.run.pools import available_cpus, default_workers
 from packer.testing import tree_digest
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from packer.errors import UsageError
-from packer.transforms import Transform, parse_hw
+from packer.images.transforms import Transform, parse_hw
 
 
 def _jpeg(width: int, height: int, *, orientation: int | None = None, seed: int = 0) -> bytes:

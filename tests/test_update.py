@@ -21,17 +21,17 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from packer import convert, open_pack, status, verify_pack
+from packer._util.columns import store
+from packer._util.files import STATE_DIR
+from packer._util.pathtable import PathTable
 from packer.api import convert_part, merge, save_plan
-from packer.cli import app
-from packer.columns import store
-from packer.conversion_report import ConvertReport
+from packer.backends.registry import BUILTIN_BACKENDS, make_backend
+from packer.cli.main import app
+from packer.conversion.report import ConvertReport
+from packer.conversion.update import _gather, _match
 from packer.errors import EXIT_PROBLEMS_FOUND, EXIT_SOURCE
-from packer.files import STATE_DIR
-from packer.pathtable import PathTable
-from packer.registry import BUILTIN_BACKENDS, make_backend
-from packer.staging import partial_path
+from packer.format.staging import partial_path
 from packer.testing import tree_digest
-from packer.update import _gather, _match
 
 BACKENDS = sorted(BUILTIN_BACKENDS)
 
@@ -268,8 +268,8 @@ def test_status_command(tmp_path: Path) -> None:
 # first new shard is written.
 KILLER = """
 import os, signal, sys
-import packer.staging as staging, packer.executors as executors
-from packer.cli import main
+import packer.format.staging as staging, packer.run.pools as executors
+from packer.cli.main import main
 where = sys.argv.pop(1)
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)

@@ -9,8 +9,8 @@ import pytest
 
 from packer import convert, open_pack
 from packer.errors import UsageError
-from packer.pack import Pack
-from packer.views import View
+from packer.read.pack import Pack
+from packer.read.views import View
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,6 @@ def test_bad_indices(pack: Pack) -> None:
 def test_iteration_of_ascii_keys_matches_random_access(
     pack: Pack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("packer.pack.BLOCK_ROWS", 7)
+    monkeypatch.setattr(pack, "block_rows", 7)
     assert list(pack) == [pack[i] for i in range(len(pack))]
     assert all(s.key.isascii() for s in pack)

@@ -22,7 +22,7 @@ __all__ = [
 
 # Reading is imported eagerly, so that `import packer` pays numpy's import once and open_pack()
 # itself costs about a millisecond. Converting, verifying and the CLI's needs load on first use.
-from packer.pack import Pack, Sample, open_pack
+from packer.read.pack import Pack, Sample, open_pack
 
 if TYPE_CHECKING:
     from packer.api import (

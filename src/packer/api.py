@@ -8,20 +8,20 @@ reader (numpy, not Pillow or torch).
 from __future__ import annotations
 
 from packer._version import __version__
-from packer.bench import bench
-from packer.bench_report import METRICS, BenchReport, recommendation_line
-from packer.conversion import convert
-from packer.conversion_report import ConvertReport
-from packer.describe import inspect_pack
-from packer.extract import ExtractReport, extract
-from packer.pack import Pack, Sample, open_pack
-from packer.parts import convert_part, merge, save_plan
-from packer.registry import list_formats
-from packer.samples import convert_samples
-from packer.stage import StageReport, stage
-from packer.transforms import Transform
-from packer.update import Changes, status
-from packer.verify import Problem, VerifyReport, verify_pack
+from packer.backends.registry import list_formats
+from packer.bench.report import METRICS, BenchReport, recommendation_line
+from packer.bench.run import bench
+from packer.check.local import Problem, VerifyReport, verify_pack
+from packer.conversion.driver import convert
+from packer.conversion.parts import convert_part, merge, save_plan
+from packer.conversion.report import ConvertReport
+from packer.conversion.samples import convert_samples
+from packer.conversion.update import Changes, status
+from packer.images.transforms import Transform
+from packer.read.describe import inspect_pack
+from packer.read.extract import ExtractReport, extract
+from packer.read.pack import Pack, Sample, open_pack
+from packer.storage.stage import StageReport, stage
 
 __all__ = [
     "METRICS",

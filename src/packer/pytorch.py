@@ -24,12 +24,12 @@ from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
 from packer.errors import SampleDecodeError, UsageError
-from packer.images import decode_error_reason
-from packer.keys import file_name
-from packer.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
-from packer.pack import Pack, open_pack
-from packer.transforms import WIDE_MODES, Transform, to_8bit
-from packer.views import View
+from packer.format.keys import file_name
+from packer.images.checks import decode_error_reason
+from packer.images.transforms import WIDE_MODES, Transform, to_8bit
+from packer.read.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
+from packer.read.pack import Pack, open_pack
+from packer.read.views import View
 
 DECODE_MODES = ("bytes", "pil", "numpy", "tensor")
 
@@ -180,10 +180,10 @@ class PackDataset(Dataset[Any]):
         transform: applied to the decoded image (e.g. torchvision-style transforms).
         target_transform: applied to the label.
         labels_only: items are the label alone (no data file is ever read), not (image, label).
-        indices: a :class:`~packer.views.View` or array of sample ids to expose, in that order.
+        indices: a :class:`~packer.read.views.View` or array of sample ids to expose, in that order.
         size: decode straight to (H, W) with reduced-size JPEG decoding (see :class:`Decoder`).
         resize: how ``size`` is met.
-        in_memory: see :class:`~packer.pack.Pack`.
+        in_memory: see :class:`~packer.read.pack.Pack`.
         storage_options, cache_dir: for a pack at a URL (see :func:`packer.open_pack`).
     """
 

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from packer.backends.base import Backend, BackendOptions, ShardWriter
-from packer.backends.common import HF_CARD, LAYOUTS, BatchingWriter, hf_dataset_card
+from packer.backends.columnar import HF_CARD, LAYOUTS, BatchingWriter, hf_dataset_card
 from packer.errors import UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from packer.index import Index
-    from packer.manifest import Manifest
+    from packer.format.index import Index
+    from packer.format.manifest import Manifest
 
 # pyarrow is imported only where a file is written or parsed: opening a pack and reading its raw
 # byte ranges must not pay pyarrow's import time (~40 ms).

@@ -1,6 +1,6 @@
 """The backend interface: a backend only stores and fetches bytes.
 
-The core (packer.convert, packer.pack) owns everything that must be right for every format:
+The core (packer.convert, packer.read.pack) owns everything that must be right for every format:
 scanning and order, labels, keys, the manifest, checksums, sharding, staging and the atomic
 rename. A backend supplies three small things:
 
@@ -10,7 +10,7 @@ rename. A backend supplies three small things:
   ``raw_ranges`` (locations are plain byte ranges of the data file): the core then reads them
   straight from a memory map, which is the fastest read path there is.
 
-Helpers several backends share live in :mod:`packer.backends.common`.
+Helpers several backends share live in :mod:`packer.backends.ranges`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import numpy as np
 from packer.errors import UsageError
 
 if TYPE_CHECKING:
-    from packer.index import Index
-    from packer.manifest import Manifest
+    from packer.format.index import Index
+    from packer.format.manifest import Manifest
 
 #: Returns the key of sample ``i`` as UTF-8 (surrogateescape) bytes; handed to readers that store
 #: samples by key (e.g. LMDB).

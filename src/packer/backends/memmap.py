@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from packer.backends.base import Backend, NoOptions, ShardWriter
-from packer.backends.common import HashingFile
+from packer.backends.hashing import HashingFile
 
 
 class BlobWriter(ShardWriter):

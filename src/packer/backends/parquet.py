@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
-from packer.backends.common import HF_CARD, LAYOUTS, BatchingWriter, hf_dataset_card
+from packer.backends.columnar import HF_CARD, LAYOUTS, BatchingWriter, hf_dataset_card
 from packer.errors import PackError, UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from packer.index import Index
-    from packer.manifest import Manifest
+    from packer.format.index import Index
+    from packer.format.manifest import Manifest
 
 
 @dataclasses.dataclass(frozen=True)

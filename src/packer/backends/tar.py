@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packer.backends.base import Backend, BackendOptions, ShardWriter
-from packer.backends.common import HashingFile, member_stem
+from packer.backends.hashing import HashingFile
+from packer.backends.names import member_stem
 from packer.backends.tar_loaders import loader_files
 from packer.errors import UsageError
 
 if TYPE_CHECKING:
-    from packer.index import Index
-    from packer.manifest import Manifest
+    from packer.format.index import Index
+    from packer.format.manifest import Manifest
 
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 10240: tar pads the archive to whole records

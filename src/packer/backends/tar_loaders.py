@@ -22,11 +22,11 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from packer.backends.common import member_stem
+from packer.backends.names import member_stem
 
 if TYPE_CHECKING:
-    from packer.index import Index
-    from packer.manifest import Manifest
+    from packer.format.index import Index
+    from packer.format.manifest import Manifest
 
 WIDS_FILE = "wids.json"
 DALI_DIR = "dali"

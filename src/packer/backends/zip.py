@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from packer.backends.base import Backend, BackendOptions, DataReader, KeyOf, ShardWriter
-from packer.backends.common import MmapRangeReader, member_stem
+from packer.backends.names import member_stem
+from packer.backends.ranges import MmapRangeReader
 from packer.errors import PackError, UsageError
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can store

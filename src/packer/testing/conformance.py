@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packer.api import convert, open_pack
-from packer.keys import file_name
-from packer.pack import Pack
+from packer.format.keys import file_name
+from packer.read.pack import Pack
 from packer.testing.safety import SafetyChecks
 from packer.testing.trees import imagefolder_order, make_edge_tree, tree_digest
 
@@ -135,9 +135,7 @@ class BackendConformance(SafetyChecks):
     def test_sequential_and_random_agree(
         self, pack: Pack, block: int, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(
-            "packer.pack.BLOCK_ROWS", block
-        )  # small blocks: every boundary is crossed
+        monkeypatch.setattr(pack, "block_rows", block)  # small blocks: every boundary is crossed
         sequential = list(pack)
         assert sequential == [pack[i] for i in range(len(pack))]
         assert sequential[::-1] == [pack[i] for i in reversed(range(len(pack)))]

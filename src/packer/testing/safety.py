@@ -16,10 +16,10 @@ from PIL import Image
 
 from packer.api import Transform, verify_pack
 from packer.backends.base import Backend, DataReader, ShardWriter
+from packer.backends.registry import get_backend_class, make_backend
 from packer.errors import OutputError, SourceError
-from packer.pack import open_pack
-from packer.registry import get_backend_class, make_backend
-from packer.staging import partial_path
+from packer.format.staging import partial_path
+from packer.read.pack import open_pack
 from packer.testing.trees import imagefolder_order, tree_digest
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ class SafetyChecks:
 
 def _reader(impl: Backend[Any], paths: list[Path], key_of: Any) -> DataReader:
     if impl.raw_ranges:
-        from packer.backends.common import MmapRangeReader
+        from packer.backends.ranges import MmapRangeReader
 
         return MmapRangeReader(paths)
     return impl.open_reader(paths, key_of)

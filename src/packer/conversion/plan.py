@@ -1,0 +1,459 @@
+"""The plan of a convert: everything decided before a byte is written, as a value.
+
+A :class:`Plan` is a pure function of SRC and the options: the ordered samples with their labels
+and keys, what was left out, the extension table, the backend and its options and, once the files
+are stat'ed, the shard boundaries. ``pack convert`` makes one in memory; ``pack plan`` saves it
+(JSON + arrays) so that SLURM array tasks or CI jobs can each write a block of its shards
+(``pack convert --plan PLAN --part I/N``) and ``pack merge`` can assemble them into the very pack a
+single convert gives. The digest names a plan exactly: parts of another plan are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from packer._util.columns import Array, Column, blocks_of, hash_array, store, store_many
+from packer._util.files import write_file_synced
+from packer._util.pathtable import DiskPaths, PathTable, extension_ids
+from packer._util.sizes import parse_bytes
+from packer._version import __version__
+from packer.backends.registry import get_backend_class, make_backend, pixel_formats
+from packer.conversion.cuts import (
+    CUT_MODES,
+    DEFAULT_SHARD_SIZE,
+    CutRule,
+    cut_points,
+    default_samples_per_shard,
+    file_stats,
+    plan_shards,
+)
+from packer.conversion.shard import ShardJob
+from packer.errors import PackError, SourceError, UsageError
+from packer.images.checks import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
+from packer.source.omissions import Finding, Omissions, Skipped
+from packer.source.scanner import Scan, parse_extensions, scan_tree
+
+if TYPE_CHECKING:
+    from packer.images.transforms import Transform
+
+ON_ERROR_MODES = ("fail", "skip")
+PLAN_FORMAT = "packer-plan-v1"
+_ARRAYS = ("labels", "ext_ids", "sizes", "bounds", "path_offsets")
+
+
+@dataclass
+class Plan:
+    """What to write and how. ``bounds`` is None until the shard boundaries are fixed (a single
+    process cuts shards while reading instead, with the same rule)."""
+
+    scan: Scan
+    ext_names: list[str]
+    ext_ids: Array
+    backend_name: str
+    backend_options: dict[str, Any]
+    pixel_shape: tuple[int, int, int] | None
+    transform: dict[str, Any] | None
+    validate: str
+    on_error: str
+    max_pixels: int
+    shard_size: int | None
+    samples_per_shard: int | None
+    extensions: frozenset[str] | None
+    symlinks: str
+    sizes: Array | None = None
+    bounds: list[tuple[int, int]] | None = None
+    #: the list file's name when samples came from ``--from-list`` (None: a folder tree)
+    from_list: str | None = None
+    #: ``content`` (boundaries survive insertions) or ``fixed`` (every shard filled to the limit)
+    cut: str = "content"
+    #: each file's mtime_ns from the stat pass (with ``sizes``), for ``--update``'s state
+    mtimes: Array | None = None
+    #: where the per-sample columns live on disk (None: in memory); see :mod:`packer._util.columns`
+    workdir: Path | None = None
+
+    @property
+    def created_by(self) -> dict[str, Any]:
+        """The manifest's ``created_by``: the tool and every option that shaped the pack."""
+        return {
+            "tool": "packer",
+            "version": __version__,
+            "validate": self.validate,
+            "shard_size": self.shard_size,
+            "samples_per_shard": self.samples_per_shard,
+            "max_pixels": self.max_pixels,
+            "extensions": "*" if self.extensions is None else sorted(self.extensions),
+            "symlinks": self.symlinks,
+            "cut": self.cut,
+            **({"from_list": self.from_list} if self.from_list is not None else {}),
+        }
+
+    @property
+    def decodes(self) -> bool:
+        """Whether writing decodes every image (CPU-bound: worth a worker per CPU)."""
+        return self.transform is not None or self.validate == "full"
+
+    def template(self, out_dir: Path | str, *, dry_run: bool = False) -> ShardJob:
+        """The job every shard's job is cut from (``shard``, ``start``, ``stop`` still to set)."""
+        return ShardJob(
+            shard=0,
+            root=str(self.scan.root),
+            paths=self.scan.paths,
+            labels=self.scan.labels,
+            extension_ids=self.ext_ids,
+            out_dir=str(out_dir),
+            backend_name=self.backend_name,
+            backend_options=self.backend_options,
+            validate=self.validate,
+            on_error=self.on_error,
+            transform=self.transform,
+            pixel_shape=self.pixel_shape,
+            max_pixels=self.max_pixels,
+            cut=self.rule,
+            cut_points=self.cut_points() if self.bounds is None else None,  # planned: not needed
+            full_keys=self.scan.full_keys,
+            image_extensions=validated_extensions(self.extensions),
+            classes=tuple(self.scan.classes),
+            dry_run=dry_run,
+        )
+
+    @property
+    def rule(self) -> CutRule:
+        return CutRule(self.shard_size, self.samples_per_shard, content=self.cut == "content")
+
+    def cut_points(self) -> Array | None:
+        """Each sample's content-defined cut point (None for fixed cuts), computed a block of
+        paths at a time (kept in the work folder, if any, and computed once there)."""
+        if self.cut != "content":
+            return None
+        path = None if self.workdir is None else self.workdir / "cut_points.npy"
+        if path is not None and path.is_file():
+            return Column(path)
+        points = (cut_points(block.block_hashes()) for block in self.scan.paths.blocks())
+        return store(points, "<f8", path)
+
+    def with_bounds(self) -> Plan:
+        """This plan with its shard boundaries, from one stat of every file."""
+        if self.bounds is not None:
+            return self
+        work = self.workdir
+        files = None if work is None else [work / "sizes.npy", work / "mtimes.npy"]
+        stats = file_stats(self.scan.root, self.scan.paths)
+        sizes, times = store_many(stats, ("<i8", "<i8"), files)
+        bounds = plan_shards(sizes, len(sizes), self.rule, self.cut_points())
+        return dataclasses.replace(self, sizes=sizes, mtimes=times, bounds=bounds)
+
+    def jobs(self, template: ShardJob, shards: Iterable[int] | None = None) -> list[ShardJob]:
+        """One job per planned shard (all, or those in ``shards``), cut from ``template``."""
+        assert self.bounds is not None, "call with_bounds() first"
+        wanted = range(len(self.bounds)) if shards is None else shards
+        return [
+            dataclasses.replace(
+                template, shard=k, start=self.bounds[k][0], stop=self.bounds[k][1], cut=None
+            )
+            for k in wanted
+        ]
+
+    # -- on disk --------------------------------------------------------------------------------
+
+    def _document(self) -> dict[str, Any]:
+        scan = self.scan
+        return {
+            "format": PLAN_FORMAT,
+            "root": str(Path(scan.root).absolute()),
+            "classes": scan.classes,
+            "full_keys": sorted(scan.full_keys),
+            "skipped": [s.to_dict() for s in scan.skipped],
+            "ignored": [s.to_dict() for s in scan.ignored.listed],
+            "ignored_by_reason": dict(sorted(scan.ignored.by_reason.items())),
+            "findings": [f.to_dict() for f in scan.findings],
+            "ext_names": self.ext_names,
+            "backend": {"name": self.backend_name, "options": self.backend_options},
+            "pixel_shape": list(self.pixel_shape) if self.pixel_shape else None,
+            "transform": self.transform,
+            "created_by": self.created_by,
+            "on_error": self.on_error,
+            "num_samples": len(scan.paths),
+            "num_shards": len(self.bounds or []),
+        }
+
+    def _columns(self) -> dict[str, Array]:
+        """The plan's arrays as saved (``paths``: the paths' bytes back to back)."""
+        assert self.sizes is not None and self.bounds is not None
+        raw, plain = self.scan.paths.encoded_columns()
+        path_arrays: dict[str, Array] = {"paths": raw, "path_offsets": plain}
+        return {
+            "labels": _typed(self.scan.labels, "<i4"),
+            "ext_ids": _typed(self.ext_ids, "<u2"),
+            "sizes": _typed(self.sizes, "<i8"),
+            "bounds": np.asarray(self.bounds, dtype="<i8").reshape(-1, 2),
+            **path_arrays,
+        }
+
+    def digest(self) -> str:
+        """sha256 naming this plan exactly (document and arrays), read a block at a time."""
+        h = hashlib.sha256(json.dumps(self._document(), sort_keys=True).encode())
+        for name, arr in sorted(self._columns().items()):
+            h.update(name.encode())
+            hash_array(h, arr)
+        return h.hexdigest()
+
+    def save(self, folder: Path) -> str:
+        """Write the plan to ``folder`` (created; columns already there are kept); return its
+        digest."""
+        plan = self.with_bounds()
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, arr in plan._columns().items():
+            target = folder / f"{name}.npy"
+            if isinstance(arr, Column):
+                if arr.path.resolve() != target.resolve():
+                    store(blocks_of(arr), arr.dtype.str, target)
+            else:
+                np.save(target, arr, allow_pickle=False)
+        digest = plan.digest()
+        doc = {**plan._document(), "digest": digest}
+        write_file_synced(
+            folder / "plan.json", (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+        )
+        return digest
+
+    @classmethod
+    def load(cls, folder: Path, *, lazy: bool = False) -> tuple[Plan, str]:
+        """The plan saved in ``folder`` and its digest (checked against the files). ``lazy``:
+        its per-sample arrays stay on disk as columns (parts and merge of a large plan), else
+        they are loaded."""
+        try:
+            doc = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+            if doc.get("format") != PLAN_FORMAT:
+                raise ValueError(f"not a packer plan (format={doc.get('format')!r})")
+            arrays: dict[str, Array] = {
+                name: Column(folder / f"{name}.npy")
+                if lazy and name != "bounds"
+                else np.load(folder / f"{name}.npy", allow_pickle=False)
+                for name in (*_ARRAYS, "paths")
+            }
+            paths: PathTable
+            if lazy:
+                paths = DiskPaths.open(folder)
+            else:
+                blob = np.asarray(arrays["paths"]).tobytes()
+                paths = PathTable.from_encoded(blob, np.asarray(arrays["path_offsets"]))
+            created = doc["created_by"]
+            scan = Scan(
+                root=Path(doc["root"]),
+                classes=list(doc["classes"]),
+                paths=paths,
+                labels=_typed(arrays["labels"], "<i4"),
+                full_keys=frozenset(doc["full_keys"]),
+                skipped=[Skipped(**s) for s in doc["skipped"]],
+                ignored=Omissions(
+                    [Skipped(**s) for s in doc["ignored"]], _counter(doc["ignored_by_reason"])
+                ),
+                findings=[Finding(**f) for f in doc["findings"]],
+            )
+            extensions = created["extensions"]
+            plan = cls(
+                scan=scan,
+                ext_names=list(doc["ext_names"]),
+                ext_ids=_typed(arrays["ext_ids"], "<u2"),
+                backend_name=doc["backend"]["name"],
+                backend_options=dict(doc["backend"]["options"]),
+                pixel_shape=tuple(doc["pixel_shape"]) if doc["pixel_shape"] else None,
+                transform=doc["transform"],
+                validate=created["validate"],
+                on_error=doc["on_error"],
+                max_pixels=int(created["max_pixels"]),
+                shard_size=created["shard_size"],
+                samples_per_shard=created["samples_per_shard"],
+                extensions=None if extensions == "*" else frozenset(extensions),
+                symlinks=created["symlinks"],
+                from_list=created.get("from_list"),
+                cut=created.get("cut", "fixed"),
+                sizes=_typed(arrays["sizes"], "<i8"),
+                bounds=[(int(a), int(b)) for a, b in np.asarray(arrays["bounds"]).tolist()],
+                workdir=folder if lazy else None,
+            )
+        except FileNotFoundError as exc:
+            raise PackError(
+                f"{folder}: not a plan ({exc.filename} is missing); run `pack plan`"
+            ) from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PackError(f"{folder}: damaged plan ({exc}); run `pack plan` again") from None
+        digest = plan.digest()
+        if digest != doc.get("digest"):
+            raise PackError(
+                f"{folder}: the plan's files do not match its digest; run `pack plan` again"
+            )
+        return plan, digest
+
+
+def _typed(array: Array, dtype: str) -> Array:
+    """An in-memory array as ``dtype``; a column as it is (written with that dtype)."""
+    if isinstance(array, Column):
+        if array.dtype != np.dtype(dtype):
+            raise ValueError(f"{array.path.name}: expected {dtype}, found {array.dtype}")
+        return array
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _counter(counts: Mapping[str, int]) -> Any:
+    from collections import Counter
+
+    return Counter({str(k): int(v) for k, v in counts.items()})
+
+
+def check_write_options(
+    on_error: str, validate: str, samples_per_shard: int | None, cut: str = "content"
+) -> None:
+    """The options every way of writing a pack shares, checked before any work."""
+    if cut not in CUT_MODES:
+        raise UsageError(f"--cut {cut!r} must be one of: {', '.join(CUT_MODES)}")
+    if on_error not in ON_ERROR_MODES:
+        raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
+    if validate not in VALIDATE_MODES:
+        raise UsageError(f"--validate {validate!r} must be one of: {', '.join(VALIDATE_MODES)}")
+    if samples_per_shard is not None and samples_per_shard < 1:
+        raise UsageError(f"--samples-per-shard {samples_per_shard} must be at least 1")
+
+
+def make_plan(
+    src: str | os.PathLike[str],
+    format: str,
+    *,
+    options: Mapping[str, Any] | None = None,
+    shard_size: int | str | None = None,
+    samples_per_shard: int | None = None,
+    on_error: str = "fail",
+    validate: str = "quick",
+    extensions: str | Iterable[str] | None = None,
+    symlinks: str = "inside",
+    transform: Transform | None = None,
+    max_pixels: int | None = None,
+    keep_going: bool = False,
+    from_list: str | os.PathLike[str] | None = None,
+    classes_file: str | os.PathLike[str] | None = None,
+    cut: str = "content",
+    workdir: Path | None = None,
+) -> Plan:
+    """Check the options, scan SRC (or read ``from_list``, paths relative to SRC) and decide
+    everything a convert will write (no stat pass: call :meth:`Plan.with_bounds` for the shard
+    boundaries). Arguments as for ``convert``; with ``workdir`` (a folder, created), the
+    per-sample columns are written there and read a block at a time, so memory does not grow
+    with the number of files (see :mod:`packer._util.columns`)."""
+    check_write_options(on_error, validate, samples_per_shard, cut)
+    limit = parse_bytes(shard_size) if shard_size is not None else None
+    pixel_shape = _pixel_shape(get_backend_class(format), transform)
+    backend = make_backend(format, options, pixel_shape)
+    if from_list is not None:
+        if extensions is not None:
+            raise UsageError(
+                "--extensions filters a folder scan; a --from-list list is packed as is"
+            )
+        from packer.source.listing import read_list
+
+        wanted = None  # every listed file; images among them are validated by extension
+        scan = read_list(from_list, src, classes_file=classes_file)
+    elif classes_file is not None:
+        raise UsageError(
+            "--classes-file goes with --from-list (a folder's classes are its folders)"
+        )
+    else:
+        wanted = parse_extensions(extensions)
+        scan = _scan_source(
+            Path(src),
+            wanted,
+            symlinks,
+            keep_going=keep_going or on_error == "skip",
+            workdir=workdir,
+        )
+    ext_names, ext_ids = _extension_table(scan, transform, workdir)
+    if limit is None and samples_per_shard is None:
+        limit, samples_per_shard = DEFAULT_SHARD_SIZE, default_samples_per_shard(len(scan))
+    return Plan(
+        scan=scan,
+        ext_names=ext_names,
+        ext_ids=ext_ids,
+        backend_name=backend.name,
+        backend_options=backend.options.to_dict(),
+        pixel_shape=pixel_shape,
+        transform=transform.to_dict() if transform is not None else None,
+        validate=validate,
+        on_error=on_error,
+        max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+        shard_size=limit,
+        samples_per_shard=samples_per_shard,
+        extensions=wanted,
+        symlinks=symlinks,
+        from_list=None if from_list is None else Path(from_list).name,
+        cut=cut,
+        workdir=workdir,
+    )
+
+
+def _pixel_shape(
+    backend_cls: type[Any], transform: Transform | None
+) -> tuple[int, int, int] | None:
+    """Decide what a transformed pack stores: decoded pixels (no --reencode) or re-encoded bytes."""
+    if transform is None or transform.reencode is not None:
+        return None
+    if not backend_cls.stores_pixels:
+        raise UsageError(
+            f"format {backend_cls.name} stores encoded images: add --reencode png (lossless), "
+            f"jpeg:Q or webp:Q, or use --format {' or '.join(pixel_formats())} to store decoded "
+            "pixels"
+        )
+    return transform.pixel_shape()
+
+
+def _scan_source(
+    src: Path,
+    wanted: frozenset[str] | None,
+    symlinks: str,
+    *,
+    keep_going: bool,
+    workdir: Path | None,
+) -> Scan:
+    """Scan SRC; an empty result is an error that says what was found instead."""
+    scan = scan_tree(
+        src,
+        extensions=wanted,
+        symlinks=symlinks,
+        on_bad_file=_keep_going if keep_going else None,
+        workdir=workdir,
+    )
+    if len(scan) == 0:
+        listed = "every file" if wanted is None else "extensions " + ", ".join(sorted(wanted))
+        hint = (
+            "; symlinks leaving SRC were left out (pass --symlinks follow to pack them)"
+            if scan.ignored.by_reason.get("symlink leaving SRC")
+            else ""
+        )
+        seen = f" ({scan.ignored.summary()})" if scan.ignored.count else ""
+        raise SourceError(
+            f"{src}: no samples found; expected SRC/<class>/<file> with {listed}{seen}{hint}"
+        )
+    return scan
+
+
+def _keep_going(skip: Skipped) -> None:
+    """``on_bad_file`` for --on-error skip: the scan records the file, the convert goes on."""
+
+
+def _extension_table(
+    scan: Scan, transform: Transform | None, workdir: Path | None
+) -> tuple[list[str], Array]:
+    """The pack's sorted extension names and each sample's position in them."""
+    out = None if workdir is None else workdir / "ext_ids.npy"
+    if transform is not None and transform.reencode is not None:
+        # every sample is re-encoded to one format
+        zeros = (np.zeros(len(b), dtype=np.uint16) for b in blocks_of(scan.labels))
+        return [transform.encode_extension], store(zeros, "<u2", out)
+    return extension_ids(scan.paths, out)

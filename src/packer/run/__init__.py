@@ -1,0 +1,6 @@
+"""Where work runs: in this process, in a local process pool (``pools``), or on a Dask cluster
+(``cluster``), all behind :class:`concurrent.futures.Executor`. Nothing here knows what the work
+is: the convert layer hands in the function to run.
+
+Order: ``pools`` is a leaf; ``cluster`` uses ``pools``.
+"""
