@@ -327,7 +327,7 @@ ERROR_WALK = [
 
 @pytest.fixture(scope="module")
 def walk_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from packer.conversion.parts import save_plan
+    from packer.api import save_plan
     from packer.demo import make_demo_tree
     from packer.images.transforms import Transform
 

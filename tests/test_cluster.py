@@ -133,5 +133,5 @@ def test_executor_must_be_an_executor_or_a_client(tree: Path, tmp_path: Path) ->
     with pytest.raises(
         errors.UsageError, match="concurrent.futures.Executor or a distributed.Client"
     ):
-        convert(tree, tmp_path / "p", "tar", samples_per_shard=5, executor=object())
+        convert(tree, tmp_path / "p", "tar", samples_per_shard=5, executor=object())  # type: ignore[arg-type]
     assert not (tmp_path / "p").exists()

@@ -15,9 +15,8 @@ import pytest
 
 from oddimages import VALID, encode, noise, png_chunk, tiff16, tiff_float
 from packer import open_pack
-from packer.api import verify_pack
+from packer.api import convert, verify_pack
 from packer.backends.registry import BUILTIN_BACKENDS
-from packer.conversion.driver import convert
 from packer.errors import SourceError, UsageError
 from packer.images.transforms import Transform
 from packer.read.extract import extract

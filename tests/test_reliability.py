@@ -23,7 +23,7 @@ from packer.testing import tree_digest
 # the patched write_shard as slowshards.slow), so that tests can interrupt a convert mid-way.
 SLOW_MODULE = """
 import time
-import packer.run.pools as c
+import packer.conversion.runner as c
 original = c.write_shard
 def slow(job, *args, **kwargs):
     time.sleep(0.15)

@@ -405,7 +405,7 @@ def test_merge_to_a_bucket(s3: S3, tree: Path, tmp_path: Path) -> None:
 def test_verify_a_damaged_remote_pack_names_every_problem(
     s3: S3, tree: Path, tmp_path: Path
 ) -> None:
-    from packer.check.local import verify_pack
+    from packer.check.verify import verify_pack
 
     local = convert(tree, tmp_path / "p.pack", "tar", samples_per_shard=48).path
     url = _upload(s3, local, "damaged.pack")
@@ -557,7 +557,7 @@ def test_a_pack_of_what_users_have_reads_stages_and_verifies_from_a_bucket(
 ) -> None:
     """Padded phone JPEGs, odd BMPs, 16-bit and CMYK images, a non-UTF-8 name (its key goes
     through the index and the object names unchanged)."""
-    from packer.check.local import verify_pack
+    from packer.check.verify import verify_pack
     from test_real_trees import real_tree
 
     src = real_tree(tmp_path / "src")

@@ -268,7 +268,7 @@ def test_status_command(tmp_path: Path) -> None:
 # first new shard is written.
 KILLER = """
 import os, signal, sys
-import packer.format.staging as staging, packer.run.pools as executors
+import packer.format.staging as staging, packer.conversion.runner as runner
 from packer.cli.main import main
 where = sys.argv.pop(1)
 def die(*args, **kwargs):
@@ -276,7 +276,7 @@ def die(*args, **kwargs):
 if where == "swap":
     staging.exchange = die
 else:
-    executors.write_shard = die
+    runner.write_shard = die
 sys.argv = ["pack", "convert", *sys.argv[1:]]
 main()
 """

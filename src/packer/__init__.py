@@ -22,7 +22,8 @@ __all__ = [
 
 # Reading is imported eagerly, so that `import packer` pays numpy's import once and open_pack()
 # itself costs about a millisecond. Converting, verifying and the CLI's needs load on first use.
-from packer.read.pack import Pack, Sample, open_pack
+from packer.read.open import open_pack
+from packer.read.pack import Pack, Sample
 
 if TYPE_CHECKING:
     from packer.api import (

@@ -27,8 +27,9 @@ from packer.errors import SampleDecodeError, UsageError
 from packer.format.keys import file_name
 from packer.images.checks import decode_error_reason
 from packer.images.transforms import WIDE_MODES, Transform, to_8bit
+from packer.read.open import open_pack
 from packer.read.ordering import epoch_permutation, shard_block_order, split_for_rank, worker_share
-from packer.read.pack import Pack, open_pack
+from packer.read.pack import Pack
 from packer.read.views import View
 
 DECODE_MODES = ("bytes", "pil", "numpy", "tensor")

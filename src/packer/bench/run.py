@@ -31,11 +31,13 @@ from packer._util.files import tree_bytes
 from packer._util.pagecache import evict, files_of, resident_fraction, warm
 from packer.backends.registry import backend_names
 from packer.bench.report import FOLDER, BenchReport, SystemResult, recommend
-from packer.conversion.driver import convert
+from packer.conversion.driver import RunSettings, convert
+from packer.conversion.options import ConvertOptions
 from packer.errors import PackError, SourceError, UsageError, require_extra
 from packer.progress import NoProgress, Progress
 from packer.read.describe import inspect_pack
-from packer.read.pack import Pack, open_pack
+from packer.read.open import open_pack
+from packer.read.pack import Pack
 from packer.source.scanner import scan_tree
 from packer.storage.store import is_url
 
@@ -263,7 +265,9 @@ def _measure_round(system: SystemResult, plan: _Plan, progress: Progress) -> dic
     if not is_folder and system.name not in plan.existing:
         shutil.rmtree(system.path, ignore_errors=True)
         start = time.perf_counter()
-        convert(plan.source, system.path, system.name)
+        convert(
+            Path(plan.source), Path(system.path), ConvertOptions(format=system.name), RunSettings()
+        )
         values["convert_seconds"] = time.perf_counter() - start
     progress.advance(1, 0)
     remote = isinstance(system.path, str)  # a pack at a URL: no page cache to warm or evict

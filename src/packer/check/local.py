@@ -1,217 +1,189 @@
-"""``pack verify``: every file against the manifest's sha256, every sample's CRC-32, and with
-``deep`` every image decoded. Damage is reported, never raised, and never parsed: a damaged data
-file of a backend without raw ranges is not handed to its native library (it may crash on it)."""
+"""``pack verify`` of a local pack: every file against the manifest's sha256, every sample's
+CRC-32, and with ``deep`` every image decoded. Damage is reported, never raised, and never parsed:
+a damaged data file of a backend without raw ranges is not handed to its native library (it may
+crash on it)."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from packer._util.files import sha256_file
 from packer.backends.registry import make_backend
-from packer.errors import PackerError, PackError, UsageError
+from packer.check.report import Problem, VerifyReport
+from packer.errors import PackerError, PackError
 from packer.format.index import INDEX_FILES, Index
 from packer.format.keys import safe_relative
 from packer.format.manifest import Manifest
 from packer.images.checks import DEFAULT_MAX_PIXELS, full_check, quiet_decoder
 from packer.progress import NoProgress, Progress
 from packer.read.pack import Pack
-from packer.storage.store import is_url, local_path
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing ``verify`` found wrong. ``where`` names the file or the sample."""
-
-    kind: str
-    where: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class VerifyReport:
-    path: Path
-    deep: bool
-    samples_checked: int = 0
-    files_checked: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    problems_not_listed: int = 0
-    #: what decoders said about samples that did decode (EXIF oddities, libtiff tags...)
-    decoder_warnings: list[Problem] = field(default_factory=list)
-    seconds: float = 0.0
-    url: str | None = None  # a pack verified at a URL (``path`` is the local copy checked)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.url or str(self.path),
-            "ok": self.ok,
-            "deep": self.deep,
-            "samples_checked": self.samples_checked,
-            "files_checked": self.files_checked,
-            "problems": [p.to_dict() for p in self.problems],
-            "problems_not_listed": self.problems_not_listed,
-            "decoder_warnings": [p.to_dict() for p in self.decoder_warnings],
-            "seconds": round(self.seconds, 3),
-        }
+if TYPE_CHECKING:
+    from packer.backends.base import Backend
 
 
 MAX_LISTED_PROBLEMS = 1000
 
 
-def verify_pack(
-    path: str | os.PathLike[str],
+def verify_local(
+    root: Path,
     *,
     deep: bool = False,
     max_pixels: int | None = None,
     workers: int = 1,
     progress: Progress | None = None,
-    storage_options: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
-    """Check every data and index file against the manifest's sha256, and every sample's CRC-32.
-
-    ``deep`` also decodes every image, with the pixel limit the pack was made with (or
-    ``max_pixels``); decoder warnings are collected per sample, never printed. ``workers``
-    processes share the sample checks; the report is the same for any number. Damage is reported,
-    not raised: the report names each bad file and sample. Only a path that is not a pack at all
-    raises :class:`PackError`.
-    """
-    if workers < 1:
-        raise UsageError(f"--workers {workers} must be at least 1")
-    if is_url(path):
-        from packer.check.remote import verify_url
-
-        return verify_url(
-            os.fspath(path), deep=deep, max_pixels=max_pixels, workers=workers,
-            progress=progress, storage_options=storage_options,
-        )  # fmt: skip
-    root = local_path(path)
-    progress = progress or NoProgress()
+    """:func:`packer.check.verify.verify_pack` for the pack folder ``root``: files first (the
+    manifest, index and loader indexes, then every data file), then every sample."""
     started = time.perf_counter()
-    report = VerifyReport(root, deep)
-
-    def problem(kind: str, where: str, message: str) -> None:
-        if len(report.problems) < MAX_LISTED_PROBLEMS:
-            report.problems.append(Problem(kind, where, message))
-        else:
-            report.problems_not_listed += 1
-
     if not (root / "manifest.json").exists():  # not damage: this folder was never a pack
         Manifest.read(root)  # raises the same one-line error as `pack inspect`
+    check = _Checker(VerifyReport(root, deep))
     try:
         manifest = Manifest.read(root)
         backend = make_backend(manifest.backend_name, manifest.options)
     except PackerError as exc:
-        problem("manifest", str(root / "manifest.json"), str(exc))
-        return report
-
-    def check_files(names: list[str]) -> None:
-        for name in names:
-            check_file(name)
-
-    def check_file(name: str) -> None:
-        expected = manifest.index_sha256.get(name)
-        try:
-            file = root / safe_relative(name)
-        except PackError as exc:  # a hand-edited manifest must not make verify read outside
-            problem("manifest", str(root / "manifest.json"), str(exc))
-            return
-        report.files_checked += 1
-        if not file.is_file():
-            problem("index", str(file), "missing")
-        elif expected is None:
-            problem("index", str(file), "no checksum in the manifest")
-        elif sha256_file(file) != expected:
-            problem(
-                "index", str(file), "sha256 does not match the manifest (file changed or damaged)"
-            )
-
-    check_files(INDEX_FILES)
+        check.problem("manifest", str(root / "manifest.json"), str(exc))
+        return check.report
+    check.files(manifest, INDEX_FILES)
     index = Index(root, manifest)
     try:
         index.load_all()
     except PackError as exc:
-        problem("index", str(root / "index"), str(exc))
-        return report
-    # Loader indexes (wids.json, DALI .idx...): the ones the backend writes for this index, and
-    # any other the manifest records; each must be there, recorded, and what the index implies.
-    try:
-        derived = backend.sidecar_files(manifest, index)
-    except Exception as exc:  # damaged index values (checked per sample below) or a plugin's bug
-        problem("index", str(root / "index"), f"loader indexes cannot be derived from it ({exc!r})")
-        derived = {}
-    check_files(sorted((set(manifest.index_sha256) - set(INDEX_FILES)) | set(derived)))
-    for name, data in sorted(derived.items()):
-        file = root / name
-        recorded = manifest.index_sha256.get(name)
-        if file.is_file() and recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
-            problem("index", str(file), "does not match the pack index; re-create the pack")
+        check.problem("index", str(root / "index"), str(exc))
+        return check.report
+    check.loader_indexes(manifest, index, backend)
+    bad_files = check.data_files(manifest)
+    check.samples(
+        bad_files, deep, max_pixels or _recorded_max_pixels(manifest), workers,
+        progress or NoProgress(),
+    )  # fmt: skip
+    check.report.seconds = time.perf_counter() - started
+    return check.report
 
-    bad_files: set[int] = set()
-    for file_id, data_file in enumerate(manifest.data_files):
-        file = root / data_file.name
-        report.files_checked += 1
-        if not file.is_file():
-            problem("data", str(file), "missing")
-            bad_files.add(file_id)
-            continue
-        size = file.stat().st_size
-        if size != data_file.bytes:
-            problem(
-                "data",
-                str(file),
-                f"size {size} bytes, manifest says {data_file.bytes} (truncated or appended)",
-            )
-            bad_files.add(file_id)
-        elif sha256_file(file) != data_file.sha256:
-            problem("data", str(file), "sha256 does not match the manifest (damaged bytes)")
-            bad_files.add(file_id)
 
-    limit = max_pixels or _recorded_max_pixels(manifest)
-    with Pack(root) as pack:
-        n = len(pack)
-        file_ids = pack.index.locations[:, 0]
-        if bad_files and not pack.backend.raw_ranges:
-            # Never hand a damaged file to a native parser (LMDB, HDF5, Arrow...): it may crash.
-            for file_id in sorted(bad_files):
-                count = int(np.count_nonzero(file_ids == file_id))
-                problem(
-                    "data",
-                    str(root / manifest.data_files[file_id].name),
-                    f"damaged, so its {count} samples were not read (a damaged {manifest.backend_name} file "
-                    "is not safe to parse); re-create the pack",
-                )
-        unsafe = frozenset(bad_files) if not pack.backend.raw_ranges else frozenset()
-        image_check = deep and manifest.sample_shape is None  # pixel packs hold no encoded image
-        blocks = [(a, min(a + _VERIFY_BLOCK, n)) for a in range(0, n, _VERIFY_BLOCK)]
-        progress.start(n, f"verify {root.name}")
+class _Checker:
+    """The checks of one verify, each adding what it finds to ``report``."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        self.report = report
+        self.root = report.path
+
+    def problem(self, kind: str, where: str, message: str) -> None:
+        if len(self.report.problems) < MAX_LISTED_PROBLEMS:
+            self.report.problems.append(Problem(kind, where, message))
+        else:
+            self.report.problems_not_listed += 1
+
+    def files(self, manifest: Manifest, names: Iterable[str]) -> None:
+        """Each named file against the sha256 the manifest records."""
+        for name in names:
+            expected = manifest.index_sha256.get(name)
+            try:
+                file = self.root / safe_relative(name)
+            except PackError as exc:  # a hand-edited manifest must not make verify read outside
+                self.problem("manifest", str(self.root / "manifest.json"), str(exc))
+                continue
+            self.report.files_checked += 1
+            if not file.is_file():
+                self.problem("index", str(file), "missing")
+            elif expected is None:
+                self.problem("index", str(file), "no checksum in the manifest")
+            elif sha256_file(file) != expected:
+                self.problem(
+                    "index", str(file),
+                    "sha256 does not match the manifest (file changed or damaged)",
+                )  # fmt: skip
+
+    def loader_indexes(self, manifest: Manifest, index: Index, backend: Backend[Any]) -> None:
+        """Loader indexes (wids.json, DALI .idx...): the ones the backend writes for this index,
+        and any other the manifest records; each must be there, recorded, and what the index
+        implies."""
         try:
-            for found in _map_blocks(pack, blocks, image_check, limit, unsafe, workers):
-                report.samples_checked += found.checked
-                for p in found.problems:
-                    problem(p.kind, p.where, p.message)
-                report.decoder_warnings.extend(found.warnings[:MAX_LISTED_PROBLEMS])
-                progress.advance(found.checked, found.nbytes)
-        finally:
-            progress.finish()
-    del report.decoder_warnings[MAX_LISTED_PROBLEMS:]
-    report.seconds = time.perf_counter() - started
-    return report
+            derived = backend.sidecar_files(manifest, index)
+        except Exception as exc:  # damaged index values (checked per sample) or a plugin's bug
+            where = str(self.root / "index")
+            self.problem("index", where, f"loader indexes cannot be derived from it ({exc!r})")
+            derived = {}
+        self.files(manifest, sorted((set(manifest.index_sha256) - set(INDEX_FILES)) | set(derived)))
+        for name, data in sorted(derived.items()):
+            file = self.root / name
+            recorded = manifest.index_sha256.get(name)
+            if (
+                file.is_file()
+                and recorded is not None
+                and hashlib.sha256(data).hexdigest() != recorded
+            ):
+                self.problem(
+                    "index", str(file), "does not match the pack index; re-create the pack"
+                )
+
+    def data_files(self, manifest: Manifest) -> set[int]:
+        """Every data file's size and sha256; returns the ids of the bad ones."""
+        bad_files: set[int] = set()
+        for file_id, data_file in enumerate(manifest.data_files):
+            file = self.root / data_file.name
+            self.report.files_checked += 1
+            if not file.is_file():
+                self.problem("data", str(file), "missing")
+                bad_files.add(file_id)
+                continue
+            size = file.stat().st_size
+            if size != data_file.bytes:
+                self.problem(
+                    "data", str(file),
+                    f"size {size} bytes, manifest says {data_file.bytes} (truncated or appended)",
+                )  # fmt: skip
+                bad_files.add(file_id)
+            elif sha256_file(file) != data_file.sha256:
+                self.problem(
+                    "data", str(file), "sha256 does not match the manifest (damaged bytes)"
+                )
+                bad_files.add(file_id)
+        return bad_files
+
+    def samples(
+        self, bad_files: set[int], deep: bool, limit: int, workers: int, progress: Progress
+    ) -> None:
+        """Every sample's CRC-32 (and with ``deep`` a full decode), in blocks, here or in
+        ``workers`` processes. A damaged file of a backend without raw ranges is never read."""
+        report = self.report
+        with Pack(self.root) as pack:
+            manifest = pack.manifest
+            n = len(pack)
+            if bad_files and not pack.backend.raw_ranges:
+                # Never hand a damaged file to a native parser (LMDB, HDF5, Arrow...): it may crash.
+                file_ids = pack.index.locations[:, 0]
+                for file_id in sorted(bad_files):
+                    count = int(np.count_nonzero(file_ids == file_id))
+                    self.problem(
+                        "data",
+                        str(self.root / manifest.data_files[file_id].name),
+                        f"damaged, so its {count} samples were not read (a damaged "
+                        f"{manifest.backend_name} file is not safe to parse); re-create the pack",
+                    )
+            unsafe = frozenset(bad_files) if not pack.backend.raw_ranges else frozenset()
+            image_check = deep and manifest.sample_shape is None  # pixel packs hold no images
+            blocks = [(a, min(a + _VERIFY_BLOCK, n)) for a in range(0, n, _VERIFY_BLOCK)]
+            progress.start(n, f"verify {self.root.name}")
+            try:
+                for found in _map_blocks(pack, blocks, image_check, limit, unsafe, workers):
+                    report.samples_checked += found.checked
+                    for p in found.problems:
+                        self.problem(p.kind, p.where, p.message)
+                    report.decoder_warnings.extend(found.warnings[:MAX_LISTED_PROBLEMS])
+                    progress.advance(found.checked, found.nbytes)
+            finally:
+                progress.finish()
+        del report.decoder_warnings[MAX_LISTED_PROBLEMS:]
 
 
 _VERIFY_BLOCK = 4096

@@ -2,7 +2,7 @@
 
 Every object the manifest names is downloaded as it is (whatever its size: a truncated or
 appended object must be reported as such, not refused) into a temporary folder
-(``$PACKER_TMPDIR`` or the system's), and the local :func:`~packer.check.local.verify_pack` runs on
+(``$PACKER_TMPDIR`` or the system's), and the local :func:`~packer.check.local.verify_local` runs on
 it, so a remote pack gets every check a local one does (sha256 of every file, CRC-32 of every
 sample, loader indexes, ``--deep`` decoding). Problems name the URL. A missing object is reported
 as missing. Disk use is the pack's size, for the time of the check.
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from packer._util.files import require_free_space
-from packer.check.local import Problem, VerifyReport, verify_pack
+from packer.check.local import verify_local
+from packer.check.report import Problem, VerifyReport
 from packer.errors import PackError
 from packer.format.keys import safe_relative
 from packer.format.manifest import MANIFEST_NAME
@@ -54,7 +55,7 @@ def verify_url(
             for future in [pool.submit(_fetch, store, folder, n) for n in names]:
                 future.result()
         (folder / MANIFEST_NAME).write_bytes(raw)
-        report = verify_pack(
+        report = verify_local(
             folder,
             deep=deep,
             max_pixels=max_pixels,

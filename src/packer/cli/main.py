@@ -192,7 +192,7 @@ def _executor(kind: str, scheduler: str | None, workers: int | None) -> Iterator
     if kind == "local" and scheduler is None:
         yield None
         return
-    from packer.run.cluster import dask_executor
+    from packer.api import dask_executor
 
     with dask_executor(scheduler, workers) as pool:
         yield pool

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from packer.bench.report import FOLDER, BenchReport
 from packer.errors import require_extra
+
+if TYPE_CHECKING:
+    from packer.api import BenchReport
 
 
 def plot(report: BenchReport, path: str | os.PathLike[str]) -> None:
     """A bar chart of the main metrics, one panel each, formats vs the folder (needs matplotlib)."""
     require_extra("matplotlib", "plot", "--plot")
     import matplotlib
+
+    from packer.api import FOLDER
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -51,16 +51,12 @@ def inspect(
 
     Example: pack inspect train.pack --stats --preview grid.png --per-class 6 --classes cat,dog
     """
-    from packer.api import inspect_pack
+    from packer.api import contact_sheet, inspect_pack, pack_stats
 
     info = inspect_pack(pack)
     if stats:
-        from packer.read.stats import pack_stats
-
         info["stats"] = pack_stats(pack)
     if preview is not None:
-        from packer.read.preview import contact_sheet
-
         info["preview"] = {
             "path": str(preview),
             **contact_sheet(pack, preview, per_class=per_class, classes=_names(classes)),
@@ -158,7 +154,7 @@ def extract(
     Example: pack extract train.pack sample/ --classes cat,dog --keys-from hard-cases.txt
     """
     from packer.api import extract as run_extract
-    from packer.read.extract import read_key_list
+    from packer.api import read_key_list
 
     report = run_extract(
         pack,

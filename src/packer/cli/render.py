@@ -1,6 +1,6 @@
 """How the ``pack`` command shows things: progress on stderr, numbers, tables, JSON on stdout.
 
-Kept apart from the commands (``cli.py``) so that a command reads as: parse, call
+Kept apart from the commands (:mod:`packer.cli.main`, :mod:`packer.cli.read`) so that a command reads as: parse, call
 :mod:`packer.api`, render.
 """
 
@@ -10,7 +10,7 @@ import itertools
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.filesize import decimal
@@ -24,8 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from packer.bench.report import FOLDER, METRICS, BenchReport, recommendation_line
-from packer.conversion.report import ConvertReport
+if TYPE_CHECKING:
+    from packer.api import BenchReport, ConvertReport
 
 # markup off: paths and messages print as they are (a file may be named `img[1].jpg`); the
 # few styled lines pass markup=True and escape what they interpolate.
@@ -256,6 +256,8 @@ def render_stats(stats: dict[str, Any]) -> None:
 
 def render_bench(report: BenchReport, sort: str) -> None:
     """``pack bench``'s table, sorted by ``sort``, with each figure's ratio to the plain folder."""
+    from packer.api import FOLDER, METRICS, recommendation_line
+
     higher_is_better = METRICS[sort][1]
     rows = sorted(
         report.results,

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ from typing import Any
 from packer._util.columns import blocks_of
 from packer._util.files import tree_bytes, write_file_synced
 from packer._version import __version__
-from packer.conversion.driver import output_error, run_planned, write_pack
+from packer.conversion.commit import output_error, write_pack
+from packer.conversion.options import ConvertOptions
 from packer.conversion.plan import Plan
 from packer.conversion.report import ConvertReport, build_report
 from packer.conversion.resume import (
@@ -43,14 +44,13 @@ from packer.conversion.resume import (
     read_records,
     save_result,
 )
+from packer.conversion.runner import run_planned
 from packer.conversion.shard import ShardResult
-from packer.conversion.update import recorded_arguments
 from packer.errors import OutputError, PackError, UsageError
 from packer.format.staging import Staging, partial_path
 from packer.progress import NoProgress, Progress
+from packer.run.cluster import ExecutorLike
 from packer.run.pools import default_workers
-from packer.storage.store import is_url
-from packer.storage.upload import to_url
 
 PART_FILE = "part.json"
 PART_FORMAT = "packer-part-v1"
@@ -91,7 +91,7 @@ def convert_part(
     out: str | os.PathLike[str],
     *,
     workers: int | None = None,
-    executor: cf.Executor | Any | None = None,
+    executor: ExecutorLike | None = None,
     resume: bool = False,
     force: bool = False,
     progress: Progress | None = None,
@@ -149,20 +149,10 @@ def merge(
     *,
     force: bool = False,
     progress: Progress | None = None,
-    storage_options: Mapping[str, Any] | None = None,
 ) -> ConvertReport:
-    """Assemble the parts of the plan in ``plan_dir`` into the pack ``dst`` (see the module
-    docstring). Every check runs before DST is touched; the parts are left as they were. A URL
-    DST is merged locally and uploaded, manifest last (see :mod:`packer.storage.upload`)."""
-    if is_url(dst):
-        report = to_url(
-            os.fspath(dst),
-            lambda local: merge(plan_dir, parts, local, progress=progress),
-            force=force,
-            storage_options=storage_options,
-        )
-        report.url = os.fspath(dst)
-        return report
+    """Assemble the parts of the plan in ``plan_dir`` into the pack ``dst``, a local folder (see
+    the module docstring). Every check runs before DST is touched; the parts are left as they
+    were."""
     started = time.perf_counter()
     progress = progress or NoProgress()
     plan, digest = Plan.load(Path(plan_dir), lazy=True)
@@ -312,10 +302,9 @@ def _ranges(numbers: list[int]) -> str:
 def save_plan(
     src: str | os.PathLike[str],
     plan_dir: str | os.PathLike[str],
-    format: str,
+    chosen: ConvertOptions,
     *,
     force: bool = False,
-    **options: Any,
 ) -> dict[str, Any]:
     """``pack plan``: scan and stat SRC once and save the plan; return a summary."""
     from packer.conversion.plan import make_plan
@@ -331,11 +320,11 @@ def save_plan(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        plan = make_plan(src, format, workdir=work, **options).with_bounds()
+        plan = make_plan(src, chosen, workdir=work).with_bounds()
         digest = plan.save(work)
         for derived in ("cut_points.npy", "mtimes.npy"):  # not part of the plan
             (work / derived).unlink(missing_ok=True)
-        arguments = recorded_arguments(format, **options)  # for the merged pack's update state
+        arguments = chosen.recorded()  # for the merged pack's update state
         write_file_synced(work / ARGUMENTS, (json.dumps(arguments, sort_keys=True) + "\n").encode())
         assert plan.bounds is not None and plan.sizes is not None
         summary = {

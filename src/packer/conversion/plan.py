@@ -24,11 +24,9 @@ import numpy as np
 from packer._util.columns import Array, Column, blocks_of, hash_array, store, store_many
 from packer._util.files import write_file_synced
 from packer._util.pathtable import DiskPaths, PathTable, extension_ids
-from packer._util.sizes import parse_bytes
 from packer._version import __version__
 from packer.backends.registry import get_backend_class, make_backend, pixel_formats
 from packer.conversion.cuts import (
-    CUT_MODES,
     DEFAULT_SHARD_SIZE,
     CutRule,
     cut_points,
@@ -36,16 +34,16 @@ from packer.conversion.cuts import (
     file_stats,
     plan_shards,
 )
+from packer.conversion.options import ConvertOptions
 from packer.conversion.shard import ShardJob
 from packer.errors import PackError, SourceError, UsageError
-from packer.images.checks import DEFAULT_MAX_PIXELS, VALIDATE_MODES, validated_extensions
+from packer.images.checks import DEFAULT_MAX_PIXELS, validated_extensions
 from packer.source.omissions import Finding, Omissions, Skipped
 from packer.source.scanner import Scan, parse_extensions, scan_tree
 
 if TYPE_CHECKING:
     from packer.images.transforms import Transform
 
-ON_ERROR_MODES = ("fail", "skip")
 PLAN_FORMAT = "packer-plan-v1"
 _ARRAYS = ("labels", "ext_ids", "sizes", "bounds", "path_offsets")
 
@@ -310,68 +308,34 @@ def _counter(counts: Mapping[str, int]) -> Any:
     return Counter({str(k): int(v) for k, v in counts.items()})
 
 
-def check_write_options(
-    on_error: str, validate: str, samples_per_shard: int | None, cut: str = "content"
-) -> None:
-    """The options every way of writing a pack shares, checked before any work."""
-    if cut not in CUT_MODES:
-        raise UsageError(f"--cut {cut!r} must be one of: {', '.join(CUT_MODES)}")
-    if on_error not in ON_ERROR_MODES:
-        raise UsageError(f"--on-error {on_error!r} must be one of: {', '.join(ON_ERROR_MODES)}")
-    if validate not in VALIDATE_MODES:
-        raise UsageError(f"--validate {validate!r} must be one of: {', '.join(VALIDATE_MODES)}")
-    if samples_per_shard is not None and samples_per_shard < 1:
-        raise UsageError(f"--samples-per-shard {samples_per_shard} must be at least 1")
-
-
 def make_plan(
     src: str | os.PathLike[str],
-    format: str,
+    chosen: ConvertOptions,
     *,
-    options: Mapping[str, Any] | None = None,
-    shard_size: int | str | None = None,
-    samples_per_shard: int | None = None,
-    on_error: str = "fail",
-    validate: str = "quick",
-    extensions: str | Iterable[str] | None = None,
-    symlinks: str = "inside",
-    transform: Transform | None = None,
-    max_pixels: int | None = None,
     keep_going: bool = False,
-    from_list: str | os.PathLike[str] | None = None,
-    classes_file: str | os.PathLike[str] | None = None,
-    cut: str = "content",
     workdir: Path | None = None,
 ) -> Plan:
-    """Check the options, scan SRC (or read ``from_list``, paths relative to SRC) and decide
-    everything a convert will write (no stat pass: call :meth:`Plan.with_bounds` for the shard
-    boundaries). Arguments as for ``convert``; with ``workdir`` (a folder, created), the
-    per-sample columns are written there and read a block at a time, so memory does not grow
-    with the number of files (see :mod:`packer._util.columns`)."""
-    check_write_options(on_error, validate, samples_per_shard, cut)
-    limit = parse_bytes(shard_size) if shard_size is not None else None
-    pixel_shape = _pixel_shape(get_backend_class(format), transform)
-    backend = make_backend(format, options, pixel_shape)
-    if from_list is not None:
-        if extensions is not None:
-            raise UsageError(
-                "--extensions filters a folder scan; a --from-list list is packed as is"
-            )
+    """Scan SRC (or read ``chosen.from_list``, paths relative to SRC) and decide everything a
+    convert will write (no stat pass: call :meth:`Plan.with_bounds` for the shard boundaries).
+    With ``workdir`` (a folder, created), the per-sample columns are written there and read a
+    block at a time, so memory does not grow with the number of files (see
+    :mod:`packer._util.columns`)."""
+    limit, samples_per_shard = chosen.shard_bytes, chosen.samples_per_shard
+    transform = chosen.transform
+    pixel_shape = _pixel_shape(get_backend_class(chosen.format), transform)
+    backend = make_backend(chosen.format, chosen.options, pixel_shape)
+    if chosen.from_list is not None:
         from packer.source.listing import read_list
 
         wanted = None  # every listed file; images among them are validated by extension
-        scan = read_list(from_list, src, classes_file=classes_file)
-    elif classes_file is not None:
-        raise UsageError(
-            "--classes-file goes with --from-list (a folder's classes are its folders)"
-        )
+        scan = read_list(chosen.from_list, src, classes_file=chosen.classes_file)
     else:
-        wanted = parse_extensions(extensions)
+        wanted = parse_extensions(chosen.extensions)
         scan = _scan_source(
             Path(src),
             wanted,
-            symlinks,
-            keep_going=keep_going or on_error == "skip",
+            chosen.symlinks,
+            keep_going=keep_going or chosen.on_error == "skip",
             workdir=workdir,
         )
     ext_names, ext_ids = _extension_table(scan, transform, workdir)
@@ -385,15 +349,15 @@ def make_plan(
         backend_options=backend.options.to_dict(),
         pixel_shape=pixel_shape,
         transform=transform.to_dict() if transform is not None else None,
-        validate=validate,
-        on_error=on_error,
-        max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+        validate=chosen.validate,
+        on_error=chosen.on_error,
+        max_pixels=DEFAULT_MAX_PIXELS if chosen.max_pixels is None else chosen.max_pixels,
         shard_size=limit,
         samples_per_shard=samples_per_shard,
         extensions=wanted,
-        symlinks=symlinks,
-        from_list=None if from_list is None else Path(from_list).name,
-        cut=cut,
+        symlinks=chosen.symlinks,
+        from_list=None if chosen.from_list is None else Path(chosen.from_list).name,
+        cut=chosen.cut,
         workdir=workdir,
     )
 

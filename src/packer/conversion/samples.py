@@ -29,10 +29,11 @@ import numpy as np
 from packer._util.files import tree_bytes
 from packer._version import __version__
 from packer.backends.registry import DEFAULT_FORMAT, get_backend_class, make_backend
+from packer.conversion.commit import finish_pack, index_results, output_error
 from packer.conversion.cuts import MIN_DEFAULT_SHARD_SAMPLES, default_samples_per_shard
-from packer.conversion.driver import finish_pack, index_results, output_error
-from packer.conversion.plan import check_write_options
+from packer.conversion.options import check_write_options
 from packer.conversion.report import Collected, ConvertReport, build_report
+from packer.conversion.runner import run_on
 from packer.conversion.shard import ShardJob, ShardResult, write_shard
 from packer.errors import UsageError
 from packer.format.manifest import Manifest
@@ -40,7 +41,7 @@ from packer.format.staging import Staging, check_destination
 from packer.images.checks import DEFAULT_MAX_PIXELS, validated_extensions
 from packer.images.transforms import Transform
 from packer.progress import NoProgress, Progress
-from packer.run.pools import available_cpus, local_pool, run_on
+from packer.run.pools import available_cpus, local_pool
 
 
 class MapStyle(Protocol):

@@ -34,7 +34,6 @@ from packer.images.checks import (
     FORMAT_SIGNATURES,
     check_image,
     decode_error_reason,
-    pixel_limit,
 )
 from packer.source.omissions import Finding, Skipped
 
@@ -249,11 +248,10 @@ def write_shard(
                         findings.append(mismatch)
             if reason is None and transform is not None:
                 try:
-                    with pixel_limit(job.max_pixels):
-                        if pixels:
-                            data = transform.pixels(data).tobytes()
-                        else:
-                            data, ext = transform.encode(data)
+                    if pixels:
+                        data = transform.pixels(data, job.max_pixels).tobytes()
+                    else:
+                        data, ext = transform.encode(data, job.max_pixels)
                 except UsageError:
                     raise
                 except Exception as exc:  # Pillow raises many types for undecodable input

@@ -14,7 +14,6 @@ or a removal touches to about two.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -29,7 +28,8 @@ import numpy as np
 from packer._util.columns import BLOCK, Array, hash_array
 from packer._util.pathtable import PathTable
 from packer._version import __version__
-from packer.backends.registry import DEFAULT_FORMAT, make_backend
+from packer.backends.registry import make_backend
+from packer.conversion.options import ConvertOptions
 from packer.conversion.plan import Plan, make_plan
 from packer.conversion.reused import Kept, Reused
 from packer.conversion.shard import ShardResult, read_file
@@ -51,32 +51,6 @@ COMPARED = (
     "classes_file",
     "cut",
 )
-
-
-def recorded_arguments(format: str, **given: Any) -> dict[str, Any]:
-    """The convert's arguments as the state keeps them (JSON; a transform as its dict, list files
-    as absolute paths; every argument of :func:`~packer.conversion.plan.make_plan`, defaults filled in),
-    so that ``pack status`` can plan SRC the way the pack was made, and ``pack plan`` + ``pack
-    merge`` record what ``pack convert`` records."""
-    defaults = {
-        name: parameter.default
-        for name, parameter in inspect.signature(make_plan).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "keep_going"
-    }
-    out: dict[str, Any] = {"format": format}
-    for name, value in sorted({**defaults, **given}.items()):
-        if name not in defaults:
-            raise TypeError(f"not a convert argument: {name}")
-        if name == "transform" and value is not None:
-            value = value.to_dict()
-        elif name in ("from_list", "classes_file") and value is not None:
-            value = str(Path(value).absolute())
-        elif name == "extensions" and value is not None and not isinstance(value, str):
-            value = sorted(value)
-        elif name == "options":
-            value = dict(value or {})
-        out[name] = value
-    return out
 
 
 @dataclass
@@ -384,23 +358,10 @@ def fingerprint(plan: Plan, crcs: np.ndarray | None) -> str:
     return h.hexdigest()
 
 
-def status(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, checksum: bool = False
-) -> Changes:
-    """Is the pack at ``dst`` up to date with ``src``? SRC is planned with the options the pack
-    was made with (the defaults if there is no pack or no state)."""
-    from packer.storage.store import is_url
-    from packer.storage.upload import refuse_url
-
-    if is_url(dst):
-        refuse_url("pack status", os.fspath(dst))
-    dst_path = Path(dst)
-    state = load_state(dst_path) if (dst_path / MANIFEST_NAME).is_file() else None
+def status(src: Path, dst: Path, *, checksum: bool = False) -> Changes:
+    """Is the pack at ``dst`` (a local folder) up to date with ``src``? SRC is planned with the
+    options the pack was made with (the defaults if there is no pack or no state)."""
+    state = load_state(dst) if (dst / MANIFEST_NAME).is_file() else None
     arguments: dict[str, Any] = dict(state.arguments) if state is not None else {}
-    planned = {k: v for k, v in arguments.items() if k != "format"}
-    if planned.get("transform") is not None:
-        from packer.images.transforms import Transform
-
-        planned["transform"] = Transform.from_dict(planned["transform"])
-    plan = make_plan(src, arguments.get("format", DEFAULT_FORMAT), **planned).with_bounds()
-    return plan_update(plan, dst_path, arguments, checksum=checksum, state=state).changes
+    plan = make_plan(src, ConvertOptions.from_recorded(arguments)).with_bounds()
+    return plan_update(plan, dst, arguments, checksum=checksum, state=state).changes

@@ -22,6 +22,7 @@ import re
 import warnings
 from collections.abc import Iterator
 
+from packer.images.opening import PixelLimitError, bomb_reason, frames, open_image
 from packer.images.headers import (
     EXTENSION_FORMATS,
     FORMAT_SIGNATURES,
@@ -46,7 +47,7 @@ __all__ = [
     "decode_error_reason",
     "full_check",
     "header_size",
-    "pixel_limit",
+    "silence_libtiff",
     "quick_check",
     "quiet_decoder",
     "sniff_format",
@@ -90,14 +91,6 @@ def quick_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None
     return None
 
 
-def bomb_reason(width: int, height: int, max_pixels: int) -> str:
-    """The one message for an image over the pixel limit, whoever finds it."""
-    return (
-        f"decompression bomb: {width} x {height} = {width * height:,} pixels is over the "
-        f"{max_pixels:,} pixel limit (raise it with --max-pixels if the image is genuine)"
-    )
-
-
 def full_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
     """Decode every frame of the image; ``None`` if it decodes, else why not."""
     reason = quick_check(data, max_pixels)
@@ -107,17 +100,16 @@ def full_check(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
 
 
 def _decode_check(data: bytes, max_pixels: int, *, all_frames: bool) -> str | None:
-    from PIL import Image, ImageSequence
+    from PIL import Image
 
     try:
-        with quiet_decoder(), pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > max_pixels:
-                return bomb_reason(im.width, im.height, max_pixels)
-            frames = ImageSequence.Iterator(im) if all_frames else [im]
-            for frame in frames:
+        with quiet_decoder(), open_image(data, max_pixels) as im:
+            for frame in frames(im, max_pixels) if all_frames else [im]:
                 frame.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return f"decompression bomb: over the {max_pixels:,} pixel limit (raise it with --max-pixels if the image is genuine)"
+    except PixelLimitError as exc:
+        return str(exc)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the caller's limit
+        return f"decompression bomb: over Pillow's pixel limit ({Image.MAX_IMAGE_PIXELS:,})"
     except Exception as exc:  # Pillow raises many types for bad data
         return decode_error_reason(exc)
     return None
@@ -127,27 +119,12 @@ def decode_error_reason(exc: BaseException) -> str:
     """Pillow's message for an undecodable file, without the ``<_io.BytesIO object at 0x...>``."""
     from PIL import UnidentifiedImageError
 
-    if isinstance(exc, UnscalableImageError):
+    if isinstance(exc, (UnscalableImageError, PixelLimitError)):
         return str(exc)
     if isinstance(exc, UnidentifiedImageError):
         return "not an image (Pillow cannot identify it)"
     text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
     return f"does not decode ({type(exc).__name__}: {text})"
-
-
-@contextlib.contextmanager
-def pixel_limit(max_pixels: int) -> Iterator[None]:
-    """Within the block, Pillow refuses images over ``max_pixels`` (its bomb warning is an error)."""
-    from PIL import Image
-
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 _SINKS: list[list[str]] = []  # open quiet_decoder blocks, innermost last
@@ -158,18 +135,16 @@ def quiet_decoder() -> Iterator[list[str]]:
     """Collect the warnings a decoder raises (invalid APNG, corrupt EXIF...) instead of printing them.
 
     Yields the list the messages are appended to, so the caller can report them with the sample's
-    key; a block inside another hands its messages on to the outer one. libtiff prints its own
-    warnings from C: its handler is switched off once (see :func:`_silence_libtiff`).
+    key; a block inside another hands its messages on to the outer one. (libtiff prints its own
+    warnings from C: see :func:`silence_libtiff`.) ``warnings.catch_warnings`` is process-wide
+    in Python 3.11, so this is for packer's own validation (convert, verify), one thread at a
+    time; decoding for training (transforms, datasets) does not use it.
     """
-    _silence_libtiff()
-    from PIL import Image
-
     found: list[str] = []
     _SINKS.append(found)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
                 yield found
             finally:
@@ -183,11 +158,12 @@ def quiet_decoder() -> Iterator[list[str]]:
 _LIBTIFF_SILENCED = False
 
 
-def _silence_libtiff() -> None:
+def silence_libtiff() -> None:
     """Turn off libtiff's stderr warning handler in the libtiff that Pillow loaded.
 
     Without this, ``verify --deep`` on a TIFF dataset prints one line per unknown tag straight from
-    C (hundreds of lines). Errors still reach Pillow and become exceptions.
+    C (hundreds of lines). Errors still reach Pillow and become exceptions. This changes the whole
+    process, so only the ``pack`` command and packer's own worker processes call it.
     """
     global _LIBTIFF_SILENCED
     if _LIBTIFF_SILENCED:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import math
 import re
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,7 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from packer.errors import UsageError
-from packer.images.checks import UnscalableImageError
+from packer.images.checks import DEFAULT_MAX_PIXELS, UnscalableImageError
+from packer.images.opening import open_image
 
 RESIZE_MODES = ("stretch", "center-crop", "pad")
 COLOR_MODES = ("RGB", "L")
@@ -159,48 +159,47 @@ class Transform:
             return None  # less than a 2x reduction: draft would not help
         return need
 
-    def decode(self, data: bytes) -> Image.Image:
-        """Decode, orient by EXIF, convert the mode and resize: the transform's pixels as an Image."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im: Image.Image = Image.open(io.BytesIO(data))
-            if self.draft and im.format == "JPEG":
-                width, height = im.size
-                if _rotated(im):  # the target applies after the EXIF rotation swaps the axes
-                    swapped = self._draft_request(height, width)
-                    request = (swapped[1], swapped[0]) if swapped else None
-                else:
-                    request = self._draft_request(width, height)
-                if request is not None:
-                    im.draft("L" if self.mode == "L" else "RGB", request)
-            im = ImageOps.exif_transpose(im)
-            if im.mode in WIDE_MODES:
-                im = to_8bit(im)
-            if self.mode is not None and im.mode != self.mode:
-                im = im.convert(self.mode)
-            elif im.mode not in ("RGB", "L", "RGBA", "LA"):
-                im = im.convert(
-                    "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
-                )
-            if self.size is not None:
-                h, w = self.size
-                if self.resize == "stretch":
-                    im = im.resize((w, h), _RESAMPLE)
-                elif self.resize == "center-crop":
-                    im = ImageOps.fit(im, (w, h), _RESAMPLE)
-                else:
-                    im = ImageOps.pad(im, (w, h), _RESAMPLE, color=0)
-            return im
+    def decode(self, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+        """Decode, orient by EXIF, convert the mode and resize: the transform's pixels as an
+        Image. An image over ``max_pixels`` is refused from its header (:class:`PixelLimitError`)."""
+        im: Image.Image = open_image(data, max_pixels)
+        if self.draft and im.format == "JPEG":
+            width, height = im.size
+            if _rotated(im):  # the target applies after the EXIF rotation swaps the axes
+                swapped = self._draft_request(height, width)
+                request = (swapped[1], swapped[0]) if swapped else None
+            else:
+                request = self._draft_request(width, height)
+            if request is not None:
+                im.draft("L" if self.mode == "L" else "RGB", request)
+        im = ImageOps.exif_transpose(im)
+        if im.mode in WIDE_MODES:
+            im = to_8bit(im)
+        if self.mode is not None and im.mode != self.mode:
+            im = im.convert(self.mode)
+        elif im.mode not in ("RGB", "L", "RGBA", "LA"):
+            im = im.convert(
+                "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
+            )
+        if self.size is not None:
+            h, w = self.size
+            if self.resize == "stretch":
+                im = im.resize((w, h), _RESAMPLE)
+            elif self.resize == "center-crop":
+                im = ImageOps.fit(im, (w, h), _RESAMPLE)
+            else:
+                im = ImageOps.pad(im, (w, h), _RESAMPLE, color=0)
+        return im
 
-    def pixels(self, data: bytes) -> np.ndarray:
+    def pixels(self, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """H x W x C uint8 pixels (fixed-shape packs)."""
-        arr = np.asarray(self.decode(data), dtype=np.uint8)
+        arr = np.asarray(self.decode(data, max_pixels), dtype=np.uint8)
         return arr.reshape(*arr.shape[:2], -1)
 
-    def encode(self, data: bytes) -> tuple[bytes, str]:
+    def encode(self, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, str]:
         """Re-encoded bytes and their extension (byte backends)."""
         fmt, ext, params = self._encoding()
-        im = self.decode(data)
+        im = self.decode(data, max_pixels)
         if fmt == "JPEG" and im.mode not in ("RGB", "L"):
             im = im.convert("RGB")  # JPEG has no alpha
         buf = io.BytesIO()

@@ -23,7 +23,8 @@ import numpy as np
 from packer.errors import OutputError, PackError, UsageError
 from packer.format.keys import file_name, safe_relative
 from packer.progress import NoProgress, Progress
-from packer.read.pack import Pack, open_pack
+from packer.read.open import open_pack
+from packer.read.pack import Pack
 
 
 @dataclass

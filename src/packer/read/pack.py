@@ -12,7 +12,7 @@ import functools
 import operator
 import os
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
@@ -24,6 +24,7 @@ from packer.backends.ranges import MmapRangeReader
 from packer.backends.registry import make_backend
 from packer.errors import PackError
 from packer.format.index import Index
+from packer.format.keys import file_name
 from packer.format.manifest import Manifest
 
 
@@ -34,6 +35,11 @@ class Sample(NamedTuple):
     label: int
     data: bytes
     ext: str
+
+    @property
+    def file_name(self) -> str:
+        """The relative path this sample came from (where ``pack extract`` writes it)."""
+        return file_name(self.key, self.ext)
 
 
 BLOCK_ROWS = 4096  # rows of index pulled at once by sequential iteration
@@ -104,6 +110,11 @@ class Pack:
             if self.root == self.path:
                 raise
             raise PackError(str(exc).replace(str(self.root), str(self.path))) from None
+        except OSError as exc:  # a plugin's reader on a missing or unreadable data file
+            name = Path(exc.filename).name if exc.filename else "a data file"
+            raise PackError(
+                f"{self.path / name}: cannot be read ({exc.strerror or exc}); run `pack verify`"
+            ) from None
 
     # -- metadata, no data file touched ---------------------------------------------------------
 
@@ -368,30 +379,3 @@ def _fast(arr: np.ndarray) -> Any:
     view = memoryview(arr)  # type: ignore[arg-type]  # ndarray implements the buffer protocol
     # memoryview only indexes native single-character formats (little-endian hosts: all of ours)
     return view if len(view.format) == 1 else arr
-
-
-def open_pack(
-    path: str | os.PathLike[str],
-    *,
-    in_memory: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    retries: int | None = None,
-) -> Pack:
-    """Open the pack at ``path`` (cheap: the index is memory-mapped, data files open on first read).
-
-    ``in_memory=True`` reads every data file once into the (shared) page cache on first access.
-    A URL (``s3://bucket/train.pack``, any fsspec URL) opens a :class:`packer.read.remote.RemotePack`:
-    ``storage_options`` go to fsspec, the index is cached under ``cache_dir``, transient errors
-    are retried ``retries`` times (default ``$PACKER_RETRIES``, else 3).
-    """
-    from packer.read.remote import RemotePack
-    from packer.storage.store import is_url, local_path
-
-    if is_url(path):
-        if in_memory:
-            raise PackError(f"{path}: in_memory is for local packs; `pack stage` it first")
-        return RemotePack(
-            os.fspath(path), storage_options=storage_options, cache_dir=cache_dir, retries=retries
-        )
-    return Pack(local_path(path), in_memory=in_memory)

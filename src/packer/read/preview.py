@@ -15,10 +15,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from packer.errors import UsageError
-from packer.images.checks import DEFAULT_MAX_PIXELS, pixel_limit
+from packer.images.checks import DEFAULT_MAX_PIXELS
+from packer.images.opening import open_image
 from packer.images.transforms import to_8bit
 from packer.read.extract import select
-from packer.read.pack import Pack, open_pack
+from packer.read.open import open_pack
+from packer.read.pack import Pack
 
 BACKGROUND = (255, 255, 255)
 EMPTY = (200, 200, 200)
@@ -99,18 +101,16 @@ def _thumbnail(pack: Pack, i: int, size: int) -> Image.Image | None:
             image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
         else:
             limit = pack.manifest.created_by.get("max_pixels")
-            with pixel_limit(limit if isinstance(limit, int) else DEFAULT_MAX_PIXELS):
-                image = Image.open(io.BytesIO(pack.read(i)))
-                image = ImageOps.exif_transpose(image)
+            limit = limit if isinstance(limit, int) else DEFAULT_MAX_PIXELS
+            image = ImageOps.exif_transpose(open_image(pack.read(i), limit))
         image = _to_rgb(image)
         image.thumbnail((size, size), Image.Resampling.BILINEAR)
         return image
     except (
         OSError,
-        ValueError,  # UnscalableImageError too
+        ValueError,  # UnscalableImageError and PixelLimitError too
         SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,  # an error inside pixel_limit
+        Image.DecompressionBombError,  # over the caller's own Pillow limit
     ):
         return None
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from packer.images.headers import fast_header
-from packer.read.pack import Pack, open_pack
+from packer.read.open import open_pack
+from packer.read.pack import Pack
 
 #: histogram bin edges for widths and heights, in pixels (the last bin is open-ended)
 SIZE_EDGES = (0, 32, 64, 128, 256, 512, 1024, 2048, 4096)

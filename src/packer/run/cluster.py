@@ -12,13 +12,23 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from packer.errors import UsageError, require_extra
 
 EXECUTORS = ("local", "dask")
 
 T = TypeVar("T")
+
+
+class TaskSubmitter(Protocol):
+    """What a ``distributed.Client`` offers the write path: ``submit`` returning a future."""
+
+    def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+#: ``convert(executor=...)``: a concurrent.futures.Executor or a ``distributed.Client``.
+ExecutorLike = cf.Executor | TaskSubmitter
 
 
 class _DaskFuture(cf.Future[T]):
@@ -59,7 +69,7 @@ class DaskExecutor(cf.Executor):
         """The client belongs to the caller: nothing to stop here."""
 
 
-def as_executor(executor: Any) -> cf.Executor:
+def as_executor(executor: ExecutorLike) -> cf.Executor:
     """``convert(executor=...)`` accepts an Executor or a ``distributed.Client``."""
     if isinstance(executor, cf.Executor):
         return executor

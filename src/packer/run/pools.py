@@ -1,99 +1,22 @@
-"""Where shards are written: in this process, in a local process pool, or on any executor.
+"""Local worker processes: how many, how they start, and a pool that stops at once on error.
 
-The seam is :class:`concurrent.futures.Executor` (``submit`` -> future): a process pool and
-:class:`packer.run.cluster.DaskExecutor` both fit it, so the code that plans and commits shards never
-knows which one runs them. Tasks are :func:`~packer.conversion.shard.write_shard` calls on picklable jobs and
-return small, checkable :class:`~packer.conversion.shard.ShardResult` records; results come back in shard
-order, and only the driver commits them.
+The seam with the write path is :class:`concurrent.futures.Executor` (``submit`` -> future): a
+process pool from :func:`local_pool` and :class:`packer.run.cluster.DaskExecutor` both fit it, so
+:mod:`packer.conversion.runner`, which submits the shard tasks, never knows which one runs them.
+This module knows nothing of shards.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
-
-from packer.conversion.shard import ShardJob, ShardResult, compact_job, write_shard
-from packer.progress import Progress
-
-#: Decides whether a finished shard of an interrupted run can be reused for ``job``.
-Reusable = Callable[[ShardResult | None, ShardJob], bool]
-
-
-def run_inline(
-    template: ShardJob,
-    progress: Progress,
-    done: dict[int, ShardResult],
-    reusable: Reusable,
-) -> Iterator[ShardResult]:
-    """Write shards one after another in this process, each ended by the template's cut rule while
-    reading (no stat pass over the tree first)."""
-    n = len(template.paths)
-    position, shard = 0, 0
-    while position < n:
-        job = dataclasses.replace(template, shard=shard, start=position)
-        record = done.get(shard)
-        if record is not None and reusable(record, job):
-            progress.advance(record.data_file.num_samples, record.source_bytes)
-            result = record
-        else:
-            done.clear()  # boundaries from here on may differ: nothing later can be reused
-            result = write_shard(dataclasses.replace(job, stop=n), progress.advance)
-        position += result.consumed
-        shard += 1
-        yield result
-
-
-def run_on(
-    executor: cf.Executor,
-    jobs: list[ShardJob],
-    progress: Progress,
-    done: Mapping[int, ShardResult],
-    reusable: Reusable,
-    *,
-    in_flight: int,
-) -> Iterator[ShardResult]:
-    """Write planned shards on ``executor``, at most ``in_flight`` at a time; yield them in shard
-    order. On any error (or Ctrl-C) queued shards are cancelled before it propagates. ``done``
-    may build its results when read (an update's kept shards): each is read once to decide and
-    again when its turn comes, never all held at once."""
-    reuse = {
-        job.shard for job in jobs if job.shard in done and _reusable(done[job.shard], job, reusable)
-    }
-    queue = iter([job for job in jobs if job.shard not in reuse])
-    futures: dict[int, cf.Future[ShardResult]] = {}
-
-    def submit_next() -> None:
-        following = next(queue, None)
-        if following is not None:
-            futures[following.shard] = executor.submit(write_shard, compact_job(following))
-
-    try:
-        for _ in range(in_flight):
-            submit_next()
-        for job in jobs:
-            if job.shard in reuse:
-                result = done[job.shard]
-            else:
-                # the task ran on a compacted job (its own slice, start 0): record the plan's start
-                result = dataclasses.replace(futures.pop(job.shard).result(), start=job.start)
-                submit_next()
-            progress.advance(result.data_file.num_samples, result.source_bytes)
-            yield result
-    finally:
-        for future in futures.values():
-            future.cancel()
-
-
-def _reusable(record: ShardResult, job: ShardJob, reusable: Reusable) -> bool:
-    return reusable(record, job) and record.consumed == (job.stop or 0) - job.start
+from collections.abc import Iterator
 
 
 def available_cpus() -> int:

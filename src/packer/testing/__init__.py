@@ -15,7 +15,8 @@ or run it on an installed backend without writing a test file (the ``packer`` py
 
 from __future__ import annotations
 
-from packer.testing.conformance import BackendConformance, BackendSpec, read_crcs
+from packer.testing.conformance import BackendConformance, read_crcs
+from packer.testing.spec import BackendSpec
 from packer.testing.trees import (
     EDGE_FILES,
     EMPTY_CLASSES,

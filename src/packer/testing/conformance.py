@@ -9,7 +9,6 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,24 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from packer.api import convert, open_pack
-from packer.format.keys import file_name
-from packer.read.pack import Pack
+from packer.api import Pack, convert, open_pack
 from packer.testing.safety import SafetyChecks
+from packer.testing.spec import BackendSpec
 from packer.testing.trees import imagefolder_order, make_edge_tree, tree_digest
 
 
 def read_crcs(pack: Pack, indices: list[int]) -> list[int]:
     """Worker-side helper (module level so spawn can import it)."""
     return [zlib.crc32(pack[i].data) for i in indices]
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """A backend name and the options to convert with."""
-
-    name: str
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 class BackendConformance(SafetyChecks):
@@ -84,7 +74,7 @@ class BackendConformance(SafetyChecks):
         _, expected = imagefolder_order(source)
         assert len(pack) == len(expected)
         for sample, (rel, _) in zip(pack, expected, strict=True):
-            assert file_name(sample.key, sample.ext) == rel
+            assert sample.file_name == rel
             assert sample.data == (source / rel).read_bytes()
 
     def test_labels_follow_sorted_class_folders(self, pack: Pack, source: Path) -> None:

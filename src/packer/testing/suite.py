@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from packer.testing.conformance import BackendConformance, BackendSpec
+from packer.testing.conformance import BackendConformance
+from packer.testing.spec import BackendSpec
 
 
 def _specs(config: pytest.Config) -> list[BackendSpec]:
