@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -361,19 +362,33 @@ def test_every_command_error_is_one_line_with_its_documented_code(
 def test_a_missing_extra_is_reported_before_any_work(
     walk_inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "matplotlib" else real(name, *a),
-    )
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ModuleNotFoundError
     keep = tmp_path / "kept"
     code, _, err = run("bench", walk_inputs["tree"], "--plot", tmp_path / "b.png", "--keep", keep)
     assert code == errors.EXIT_USAGE
     assert err.strip() == "error: --plot needs matplotlib: pip install 'packer[plot]'"
     assert not keep.exists()  # nothing was converted or measured first
+
+
+def test_a_broken_extra_is_reported_before_any_work(
+    walk_inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install whose spec is found but whose import fails (a missing shared library)."""
+    fake = tmp_path / "site" / "matplotlib"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        'raise ImportError("libfreetype.so.6: cannot open shared object file")\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    keep = tmp_path / "kept"
+    code, _, err = run("bench", walk_inputs["tree"], "--plot", tmp_path / "b.png", "--keep", keep)
+    assert code == errors.EXIT_USAGE
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: --plot needs matplotlib, which is installed but does not import")
+    assert "libfreetype.so.6" in err and "pip install --force-reinstall 'packer[plot]'" in err
+    assert not keep.exists()
 
 
 def test_shell_completion_completes_commands_and_options() -> None:

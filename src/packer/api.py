@@ -70,6 +70,7 @@ __all__ = [
     "merge",
     "open_pack",
     "pack_stats",
+    "prepare_command_process",
     "read_key_list",
     "recommendation_line",
     "save_plan",
@@ -264,3 +265,15 @@ def contact_sheet(
     from packer.read.preview import contact_sheet as write_sheet
 
     return write_sheet(path, out, per_class=per_class, classes=classes)
+
+
+def prepare_command_process() -> None:
+    """What the ``pack`` program does to its own process and a library call never does: the fork
+    server preloads packer (a worker starts in ~20 ms, not ~0.2 s), libtiff's stderr warnings are
+    off and ``--max-pixels`` is the only pixel limit (:func:`packer.images.checks.own_process`).
+    All are process-wide, so they belong to the program, not to packer's functions."""
+    from packer.images.checks import own_process
+    from packer.run.pools import preload_workers
+
+    preload_workers()
+    own_process()

@@ -68,9 +68,26 @@ class SampleDecodeError(PackError):
 
 
 def require_extra(module: str, extra: str, feature: str) -> None:
-    """Fail before any work if an optional dependency is missing, with the exact command that
-    installs it (``pip install 'packer[plot]'``, quoted for every shell)."""
-    import importlib.util
+    """Fail before any work if an optional dependency is missing or broken, with the exact command
+    that installs it (``pip install 'packer[plot]'``, quoted for every shell).
 
-    if importlib.util.find_spec(module) is None:
-        raise UsageError(f"{feature} needs {module}: pip install 'packer[{extra}]'")
+    The module is imported, not only looked up: a broken install (a spec that is found, an import
+    that fails) would otherwise run the whole command and end in a traceback.
+    """
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module.partition(".")[0]:  # found, but one of its own imports is missing
+            raise _broken(module, extra, feature, exc) from exc
+        raise UsageError(f"{feature} needs {module}: pip install 'packer[{extra}]'") from None
+    except Exception as exc:  # whatever a half-installed package raises while importing
+        raise _broken(module, extra, feature, exc) from exc
+
+
+def _broken(module: str, extra: str, feature: str, exc: Exception) -> UsageError:
+    return UsageError(
+        f"{feature} needs {module}, which is installed but does not import "
+        f"({type(exc).__name__}: {exc}): pip install --force-reinstall 'packer[{extra}]'"
+    )

@@ -220,9 +220,11 @@ def _map_blocks(
         return
     import concurrent.futures as cf
 
-    from packer.run.pools import worker_context
+    from packer.run.pools import init_worker, worker_context
 
-    with cf.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
+    with cf.ProcessPoolExecutor(
+        workers, mp_context=worker_context(), initializer=init_worker
+    ) as pool:
         futures = [
             pool.submit(_check_block, pack, a, b, image_check, limit, unsafe) for a, b in blocks
         ]

@@ -53,11 +53,19 @@ app = typer.Typer(
 )
 
 
+#: set by :func:`packer.cli.main.main`: the process is the ``pack`` program's own to configure
+OWN_PROCESS = False
+
+
 def _handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """User mistakes and damaged input: one line on stderr and a documented exit code, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if OWN_PROCESS:  # the `pack` program (main), not `app` invoked inside someone's process
+            from packer import api  # here, not at the top: `pack --help` stays quick
+
+            api.prepare_command_process()
         try:
             return fn(*args, **kwargs)
         except PackerError as exc:

@@ -376,5 +376,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    """The ``pack`` program: its process is its own, so each command may configure it."""
+    from packer.cli import app as cli_app
+
+    cli_app.OWN_PROCESS = True
     signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -17,12 +17,10 @@ the PNG spec forbids (libpng refuses it; Pillow ignores it).
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import warnings
 from collections.abc import Iterator
 
-from packer.images.opening import PixelLimitError, bomb_reason, frames, open_image
 from packer.images.headers import (
     EXTENSION_FORMATS,
     FORMAT_SIGNATURES,
@@ -33,6 +31,7 @@ from packer.images.headers import (
     read_header,
     sniff_format,
 )
+from packer.images.opening import PixelLimitError, bomb_reason, frames, open_image
 
 # Pillow is imported only where an image is decoded: the quick check needs none of it.
 
@@ -47,6 +46,7 @@ __all__ = [
     "decode_error_reason",
     "full_check",
     "header_size",
+    "own_process",
     "silence_libtiff",
     "quick_check",
     "quiet_decoder",
@@ -153,6 +153,20 @@ def quiet_decoder() -> Iterator[list[str]]:
         _SINKS.pop()
         if _SINKS:
             _SINKS[-1].extend(found)
+
+
+def own_process() -> None:
+    """Decoding settings for a process packer owns (the ``pack`` command, packer's own workers),
+    never called by a library function: libtiff's stderr warnings off (:func:`silence_libtiff`),
+    and Pillow's global pixel limit off, because every open here checks the limit it is given
+    first (:func:`packer.images.opening.open_image`, each frame too). In a caller's process the
+    caller's limit stays, and Pillow's plugins that check it themselves (WebP, GIF and MPO frames,
+    TIFF tiles) refuse what it refuses.
+    """
+    from PIL import Image
+
+    silence_libtiff()
+    Image.MAX_IMAGE_PIXELS = None
 
 
 _LIBTIFF_SILENCED = False

@@ -3,9 +3,8 @@
 ``PIL.Image.MAX_IMAGE_PIXELS`` belongs to the program that imported Pillow: packer never sets it
 (setting and restoring it around a decode changes it for every other thread meanwhile). Instead
 each open checks the image's size against the limit it is given before a pixel is decoded. A
-format packer knows by its signature is opened through Pillow's own plugin for it (what
-``Image.open`` calls, minus its global size check), so ``--max-pixels`` above Pillow's default
-works; any other format goes through ``Image.open`` and so meets the caller's limit as well.
+format is opened through Pillow's own plugins as ``Image.open`` opens it, minus that global
+check, so ``--max-pixels`` above Pillow's default works and no warning is raised or filtered.
 """
 
 from __future__ import annotations
@@ -46,25 +45,36 @@ def check_pixels(im: Image.Image, max_pixels: int) -> None:
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """``Image.open`` of ``data`` (lazy: nothing decoded yet), refused with
     :class:`PixelLimitError` when its size is over ``max_pixels``."""
-    from PIL import Image
-
-    fmt = sniff_format(data)
-    plugin = _PILLOW_IDS.get(fmt, fmt) if fmt is not None else None
-    if plugin is not None and plugin not in Image.OPEN:
-        Image.init()  # registers every plugin, as Image.open would for a rare format
-    im: Image.Image | None = None
-    if plugin is not None and plugin in Image.OPEN:
-        factory = Image.OPEN[plugin][0]
-        with contextlib.suppress(SyntaxError, IndexError, TypeError, struct.error):
-            im = factory(io.BytesIO(data), "")  # what Image.open does, but its global check
-    if im is None:  # unknown to packer, or the plugin refused it: Pillow's own way and words
-        im = Image.open(io.BytesIO(data))
+    im = open_unchecked(data)
     try:
         check_pixels(im, max_pixels)
     except PixelLimitError:
         im.close()
         raise
     return im
+
+
+def open_unchecked(data: bytes) -> Image.Image:
+    """What ``Image.open`` does (header only), without its check against the global limit.
+
+    The plugin for the format packer sniffs is tried first; then every plugin Pillow has whose
+    ``accept`` takes the first bytes, in Pillow's own order, as ``Image.open`` tries them.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    fmt = sniff_format(data)
+    first = _PILLOW_IDS.get(fmt, fmt) if fmt is not None else None
+    for load in (Image.preinit, Image.init):
+        load()  # registers plugins, as Image.open does: the common ones, then all
+        order = ([first] if first in Image.OPEN else []) + [i for i in Image.ID if i != first]
+        for plugin in order:
+            factory, accept = Image.OPEN[plugin]
+            verdict = True if accept is None else accept(data[:16])
+            if not verdict or isinstance(verdict, str):  # a str: "mine, but unsupported"
+                continue
+            with contextlib.suppress(SyntaxError, IndexError, TypeError, struct.error):
+                return factory(io.BytesIO(data), "")
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 def frames(im: Image.Image, max_pixels: int) -> Iterator[Image.Image]:

@@ -178,9 +178,7 @@ class Transform:
         if self.mode is not None and im.mode != self.mode:
             im = im.convert(self.mode)
         elif im.mode not in ("RGB", "L", "RGBA", "LA"):
-            im = im.convert(
-                "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
-            )
+            im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
         if self.size is not None:
             h, w = self.size
             if self.resize == "stretch":

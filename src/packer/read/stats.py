@@ -8,7 +8,6 @@ packs are described from their fixed shape without reading a sample.
 
 from __future__ import annotations
 
-import io
 import os
 from collections import Counter
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from packer.images.headers import fast_header
+from packer.images.opening import open_unchecked
 from packer.read.open import open_pack
 from packer.read.pack import Pack
 
@@ -31,17 +31,13 @@ def sample_header(data: bytes) -> tuple[str, str, int, int]:
     fast = fast_header(data)
     if fast is not None:
         return fast
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # nothing is decoded: a huge image is described, not refused
-    try:
-        with Image.open(io.BytesIO(data)) as im:  # header only: no pixel is decoded
+    try:  # header only, so a huge image is described, not refused: no pixel limit applies
+        with open_unchecked(data) as im:
             return str(im.format), im.mode, im.width, im.height
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return NOT_AN_IMAGE, "-", 0, 0
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 def pack_stats(path: str | os.PathLike[str]) -> dict[str, Any]:

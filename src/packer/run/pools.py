@@ -12,11 +12,12 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import multiprocessing.connection
-import multiprocessing.forkserver
 import os
 import signal
 import threading
 from collections.abc import Iterator
+
+from packer.images.checks import own_process
 
 
 def available_cpus() -> int:
@@ -42,12 +43,16 @@ def default_workers(decodes: bool) -> int:
     return cpus if decodes else max(1, cpus // 2)
 
 
-def _init_worker() -> None:
-    """Worker initializer. Ctrl-C is the parent's to handle (it then stops the workers itself),
-    and a worker whose parent died (SIGKILL, the OOM killer) exits instead of living on: a pool's
-    queues never report the parent gone, so orphans would hold the terminal and the partial
-    folder forever."""
+def init_worker() -> None:
+    """Initializer of packer's own worker processes (their process state is packer's to set).
+
+    Ctrl-C is the parent's to handle (it then stops the workers itself), and a worker whose parent
+    died (SIGKILL, the OOM killer) exits instead of living on: a pool's queues never report the
+    parent gone, so orphans would hold the terminal and the partial folder forever. Decoding is
+    set up as packer's own (:func:`packer.images.checks.own_process`), never in the caller's.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    own_process()
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
@@ -58,25 +63,29 @@ def _exit_with(sentinel: int) -> None:
     os._exit(1)  # a half-written shard keeps its per-attempt name; the next run removes it
 
 
-#: What a shard-writing worker imports, loaded once in the fork server (see worker_context).
-_PRELOAD = ("packer.conversion.shard", "packer.backends.registry", "numpy", "PIL.Image")
+#: What a shard-writing worker imports: the ``pack`` command has the fork server load it once.
+PRELOAD = ("packer.conversion.shard", "packer.backends.registry", "numpy", "PIL.Image")
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
     """How packer starts worker processes (shard writing, deep verify). Never plain fork: this
     process may hold threads (the progress display, a hashing thread) and open handles.
-    forkserver where the platform has it: workers fork from a clean server that imported packer
-    once, so a pool starts in ~20 ms instead of ~0.2 s of interpreter start and imports per
-    worker (0.4 CPU-seconds of a 2-worker convert); else spawn."""
+    forkserver where the platform has it, else spawn. The fork server's preload list is the
+    program's own (process-wide): only the ``pack`` command sets it, see :func:`preload_workers`."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    # Add to the server's preload list, keeping what the application set (the list is only
-    # read when the server starts; the attribute is private, hence the fallback).
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    current = list(getattr(server, "_preload_modules", None) or ["__main__"])
-    ctx.set_forkserver_preload([*current, *(m for m in _PRELOAD if m not in current)])
-    return ctx
+    return multiprocessing.get_context("forkserver")
+
+
+def preload_workers() -> None:
+    """Have the fork server import packer once, so a pool starts in ~20 ms instead of ~0.2 s of
+    interpreter start and imports per worker (0.4 CPU-seconds of a 2-worker convert).
+
+    Process-wide (``multiprocessing.set_forkserver_preload``), so only the ``pack`` command calls
+    it; a program using the library keeps its own list and pays the start-up per worker.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        multiprocessing.set_forkserver_preload(["__main__", *PRELOAD])
 
 
 @contextlib.contextmanager
@@ -85,7 +94,7 @@ def local_pool(workers: int) -> Iterator[cf.Executor]:
     for) when the block ends with an error, a bad file or Ctrl-C."""
     ctx = worker_context()
     before = set(multiprocessing.active_children())
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
     try:
         yield pool
     except BaseException:
