@@ -126,7 +126,7 @@ def test_odd_images_pass_through_unchanged_and_convert_explicitly(tmp_path: Path
 
 
 def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import packer.conversion.shard as conversion
+    import packer.conversion.items as conversion
 
     src = _tree(tmp_path / "src", "locked.jpg", _good())
     original = conversion.read_file_stat

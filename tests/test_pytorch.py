@@ -16,7 +16,7 @@ from packer import convert, open_pack  # noqa: E402
 from packer.backends.registry import backend_names  # noqa: E402
 from packer.pytorch import PackDataset, PackIterableDataset, PackSampler  # noqa: E402
 from packer.read.views import View  # noqa: E402
-from packer.testing import make_edge_tree  # noqa: E402
+from packer.testing import imagefolder_order, make_edge_tree  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -35,9 +35,15 @@ def packs(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
     }
 
 
-def _expected(path: Path) -> list[tuple[int, int]]:
-    with open_pack(path) as pack:
-        return sorted((zlib.crc32(s.data), s.label) for s in pack)
+def _source_samples(source: Path) -> list[tuple[int, int]]:
+    """(CRC-32 of the file's bytes, label) of each source file in ImageFolder order: the oracle
+    is the tree, not packer's reader (a pack is in that order, see the ImageFolder test)."""
+    _, samples = imagefolder_order(source)
+    return [(zlib.crc32((source / rel).read_bytes()), label) for rel, label in samples]
+
+
+def _expected(source: Path) -> list[tuple[int, int]]:
+    return sorted(_source_samples(source))
 
 
 def _crc_label(item: tuple[bytes, int]) -> tuple[int, int]:
@@ -58,7 +64,12 @@ def _loader_cases() -> list[Any]:
 @pytest.mark.parametrize(("backend", "workers", "context"), _loader_cases())
 @pytest.mark.parametrize("style", ["map", "iterable"])
 def test_every_sample_exactly_once_per_epoch(
-    packs: dict[str, Path], backend: str, workers: int, context: str | None, style: str
+    packs: dict[str, Path],
+    source: Path,
+    backend: str,
+    workers: int,
+    context: str | None,
+    style: str,
 ) -> None:
     path = packs[backend]
     ds: Any = (
@@ -72,10 +83,12 @@ def test_every_sample_exactly_once_per_epoch(
     if style == "map":
         kwargs["shuffle"] = True
     seen = sorted(_crc_label(item) for item in DataLoader(ds, **kwargs))
-    assert seen == _expected(path)
+    assert seen == _expected(source)
 
 
-def test_two_ranks_two_workers_cover_once_with_equal_counts(packs: dict[str, Path]) -> None:
+def test_two_ranks_two_workers_cover_once_with_equal_counts(
+    packs: dict[str, Path], source: Path
+) -> None:
     path = packs["memmap"]
     n = len(open_pack(path))
     view = View(open_pack(path)).first(n - n % 2)  # an even count: exact cover without padding
@@ -88,10 +101,8 @@ def test_two_ranks_two_workers_cover_once_with_equal_counts(packs: dict[str, Pat
         per_rank.append([_crc_label(x) for x in loader])
     assert len(per_rank[0]) == len(per_rank[1]) == len(view) // 2
     all_seen = sorted(per_rank[0] + per_rank[1])
-    with open_pack(path) as pack:
-        assert all_seen == sorted(
-            (zlib.crc32(pack.read(int(i))), pack.label(int(i))) for i in view.indices
-        )
+    files = _source_samples(source)
+    assert all_seen == sorted(files[int(i)] for i in view.indices)
 
 
 @pytest.mark.parametrize("drop_last", [False, True])
@@ -295,3 +306,14 @@ def test_no_fd_leak_or_memory_growth_across_epochs(packs: dict[str, Path]) -> No
         epoch(e)
     assert _fds() <= fds
     assert _rss_mb() - rss < 20
+
+
+def test_the_iterable_dataset_takes_every_option_of_the_map_style_one() -> None:
+    """SampleOptions is declared once and passed on: it must name PackDataset's parameters."""
+    import inspect
+    import typing
+
+    from packer.pytorch import SampleOptions
+
+    params = list(inspect.signature(PackDataset.__init__).parameters)[2:]  # not self, path
+    assert set(typing.get_type_hints(SampleOptions)) == set(params)

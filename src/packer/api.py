@@ -13,7 +13,7 @@ import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packer._version import __version__
 from packer.backends.registry import DEFAULT_FORMAT, list_formats
@@ -21,6 +21,7 @@ from packer.bench.report import FOLDER, METRICS, BenchReport, recommendation_lin
 from packer.bench.run import bench
 from packer.check.verify import Problem, VerifyReport, verify_pack
 from packer.conversion import driver, parts, update
+from packer.conversion.driver import RunSettings
 from packer.conversion.options import ConvertOptions
 from packer.conversion.parts import convert_part
 from packer.conversion.report import ConvertReport
@@ -39,9 +40,6 @@ from packer.storage.stage import StageReport, stage
 from packer.storage.store import is_url
 from packer.storage.upload import refuse_url, to_url, update_at_url
 
-if TYPE_CHECKING:
-    from packer.conversion.driver import RunSettings
-
 __all__ = [
     "EXECUTORS",
     "FOLDER",
@@ -51,6 +49,7 @@ __all__ = [
     "ConvertOptions",
     "ConvertReport",
     "ExtractReport",
+    "RunSettings",
     "Pack",
     "Problem",
     "Sample",
@@ -74,6 +73,7 @@ __all__ = [
     "read_key_list",
     "recommendation_line",
     "save_plan",
+    "save_plan_with",
     "stage",
     "status",
     "verify_pack",
@@ -167,7 +167,7 @@ def convert(
         symlinks=symlinks, transform=transform, max_pixels=max_pixels, from_list=from_list,
         classes_file=classes_file, cut=cut,
     )  # fmt: skip
-    run = driver.RunSettings(
+    run = RunSettings(
         workers=workers, executor=executor, force=force, resume=resume, dry_run=dry_run,
         update=update, checksum=checksum, progress=progress or NoProgress(),
     )  # fmt: skip
@@ -251,7 +251,18 @@ def save_plan(
     """``pack plan``: scan and stat SRC once and save every decision of a convert in
     ``plan_dir``; ``options`` are :class:`~packer.conversion.options.ConvertOptions` fields.
     Returns a summary."""
-    return parts.save_plan(src, plan_dir, ConvertOptions(format=format, **options), force=force)
+    return save_plan_with(src, plan_dir, ConvertOptions(format=format, **options), force=force)
+
+
+def save_plan_with(
+    src: str | os.PathLike[str],
+    plan_dir: str | os.PathLike[str],
+    chosen: ConvertOptions,
+    *,
+    force: bool = False,
+) -> dict[str, Any]:
+    """:func:`save_plan` with the options as one value (what ``pack plan`` calls)."""
+    return parts.save_plan(src, plan_dir, chosen, force=force)
 
 
 def contact_sheet(

@@ -164,13 +164,7 @@ def bench(
     progress = progress or NoProgress()
     if repeat < 1 or random_reads < 1:
         raise UsageError("--repeat and --random must be at least 1")
-    names = list(formats or ["all"])
-    if names == ["all"]:
-        names = backend_names()
-    known = backend_names()
-    for name in names:
-        if name not in known:
-            raise UsageError(f"unknown format {name!r}; available formats: {', '.join(known)}")
+    names = _format_names(formats)
     if decode:
         require_extra("torch", "torch", "--decode")
     src_path = Path(src)
@@ -188,16 +182,7 @@ def bench(
         random_total = int(sizes[order].sum())
         systems = [SystemResult(FOLDER, source)]
         systems += [SystemResult(name, work_root / f"{name}.pack") for name in names]
-        for extra in packs:
-            p: Path | str = os.fspath(extra) if is_url(extra) else Path(extra)
-            with open_pack(p) as existing_pack:
-                if len(existing_pack) != n:
-                    raise UsageError(
-                        f"{p}: has {len(existing_pack)} samples but the source has {n}; measure an "
-                        "existing pack against the tree it was made from (without --samples)"
-                    )
-                name = str(p).rstrip("/").rsplit("/", 1)[-1]
-                systems.append(SystemResult(f"{existing_pack.backend.name}:{name}", p))
+        systems += [_existing(extra, n) for extra in packs]
         plan = _Plan(
             source=source,
             n=n,
@@ -213,18 +198,7 @@ def bench(
             repeat * len(systems) * (4 + int(decode)), f"bench {src_path.name}", unit="measurements"
         )
         for r in range(repeat):
-            rotated = systems[r % len(systems) :] + systems[: r % len(systems)]
-            round_values: dict[str, dict[str, float]] = {}
-            for system in rotated:
-                values = _measure_round(system, plan, progress)
-                round_values[system.name] = values
-                for metric, value in values.items():
-                    system.metrics[metric].values.append(value)
-            base = round_values[FOLDER]
-            for system in systems:
-                for metric, value in round_values[system.name].items():
-                    if base.get(metric):
-                        system.ratios[metric].values.append(value / base[metric])
+            _one_round(systems[r % len(systems) :] + systems[: r % len(systems)], plan, progress)
         progress.finish()
         return BenchReport(
             source=str(src_path),
@@ -241,6 +215,47 @@ def bench(
     finally:
         if keep is None:
             shutil.rmtree(work_root, ignore_errors=True)
+
+
+def _format_names(formats: Sequence[str] | None) -> list[str]:
+    """``--format`` values as backend names (``all``: every one); unknown names are refused."""
+    known = backend_names()
+    names = list(formats or ["all"])
+    if names == ["all"]:
+        return known
+    for name in names:
+        if name not in known:
+            raise UsageError(f"unknown format {name!r}; available formats: {', '.join(known)}")
+    return names
+
+
+def _existing(extra: str | os.PathLike[str], n: int) -> SystemResult:
+    """An existing pack measured beside the converted ones (``--pack``), of the same samples."""
+    p: Path | str = os.fspath(extra) if is_url(extra) else Path(extra)
+    with open_pack(p) as existing_pack:
+        if len(existing_pack) != n:
+            raise UsageError(
+                f"{p}: has {len(existing_pack)} samples but the source has {n}; measure an "
+                "existing pack against the tree it was made from (without --samples)"
+            )
+        name = str(p).rstrip("/").rsplit("/", 1)[-1]
+        return SystemResult(f"{existing_pack.backend.name}:{name}", p)
+
+
+def _one_round(rotated: list[SystemResult], plan: _Plan, progress: Progress) -> None:
+    """One round over every system (in a rotated order, so none is always first); each value is
+    also kept as a ratio to the plain folder's in the same round."""
+    round_values: dict[str, dict[str, float]] = {}
+    for system in rotated:
+        values = _measure_round(system, plan, progress)
+        round_values[system.name] = values
+        for metric, value in values.items():
+            system.metrics[metric].values.append(value)
+    base = round_values[FOLDER]
+    for system in rotated:
+        for metric, value in round_values[system.name].items():
+            if base.get(metric):
+                system.ratios[metric].values.append(value / base[metric])
 
 
 @dataclass

@@ -13,46 +13,33 @@ import signal
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from packer._version import __version__
 from packer.cli import read as _read  # noqa: F401 - registers inspect, verify, extract, formats, bench
-from packer.cli.app import app, command, parse_options
+from packer.cli.app import app, command
 from packer.cli.options import (
-    DEFAULT_FORMAT,
-    BackendOpts,
     ChecksumFlag,
-    ClassesFileOpt,
-    CutOpt,
-    DraftOpt,
     ExecutorOpt,
-    ExtensionsOpt,
-    FormatOpt,
-    FromListOpt,
     JsonFlag,
-    MaxPixelsOpt,
-    ModeOpt,
-    OnErrorOpt,
     QuietFlag,
-    ReencodeOpt,
-    ResizeOpt,
-    SamplesPerShardOpt,
     SchedulerOpt,
-    ShardSizeOpt,
-    SizeOpt,
-    SymlinksOpt,
-    ValidateOpt,
     WorkersOpt,
+    with_pack_options,
 )
 from packer.cli.render import CliProgress, out, print_json, render_convert
 from packer.errors import EXIT_PROBLEMS_FOUND, SourceError, UsageError
+
+if TYPE_CHECKING:
+    from packer.api import ConvertOptions
 
 __all__ = ["app", "main"]
 
 
 @command()
+@with_pack_options
 def convert(
     src: Annotated[
         Path, typer.Argument(help="Folder with one sub-folder per class (with --plan: OUT).")
@@ -60,29 +47,14 @@ def convert(
     dst: Annotated[
         str | None, typer.Argument(help="Pack folder to create, or a URL (s3://bucket/x.pack).")
     ] = None,
-    format: FormatOpt = DEFAULT_FORMAT,
-    option: BackendOpts = None,
-    shard_size: ShardSizeOpt = None,
-    samples_per_shard: SamplesPerShardOpt = None,
-    cut: CutOpt = "content",
+    *,
+    chosen: ConvertOptions,
     workers: WorkersOpt = None,
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
-    on_error: OnErrorOpt = "fail",
-    validate: ValidateOpt = "quick",
     force: Annotated[
         bool, typer.Option(help="Replace an existing pack at DST once the new one is done.")
     ] = False,
-    size: SizeOpt = None,
-    resize: ResizeOpt = "stretch",
-    mode: ModeOpt = None,
-    reencode: ReencodeOpt = None,
-    draft: DraftOpt = True,
-    max_pixels: MaxPixelsOpt = None,
-    extensions: ExtensionsOpt = None,
-    symlinks: SymlinksOpt = "inside",
-    from_list: FromListOpt = None,
-    classes_file: ClassesFileOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -134,50 +106,18 @@ def convert(
 
     with _executor(executor, scheduler, workers) as pool:
         if plan is not None or part is not None:
-            _convert_part(
-                plan,
-                part,
-                src,
-                None if dst is None else Path(dst),
-                pool,
-                workers,
-                resume,
-                force,
-                json_out,
-                quiet,
-            )
+            target = None if dst is None else Path(dst)
+            _convert_part(plan, part, src, target, pool, workers, resume, force, json_out, quiet)
             return
         if dst is None:
             raise UsageError("pack convert needs SRC and DST (or --plan PLAN --part I/N OUT)")
-        report = api.convert(
-            src,
-            dst,
-            format,
-            options=parse_options(option or []),
-            shard_size=shard_size,
-            samples_per_shard=samples_per_shard,
-            workers=workers,
-            executor=pool,
-            on_error=on_error,
-            validate=validate,
-            force=force,
-            transform=api.Transform.build(
-                size=size, resize=resize, mode=mode, reencode=reencode, draft=draft
-            ),
-            max_pixels=max_pixels,
-            resume=resume,
-            extensions=extensions,
-            symlinks=symlinks,
-            from_list=from_list,
-            classes_file=classes_file,
-            dry_run=dry_run,
-            cut=cut,
-            update=update,
-            checksum=checksum,
-            progress=CliProgress(quiet=quiet or json_out),
-        )
+        run = api.RunSettings(
+            workers=workers, executor=pool, force=force, resume=resume, dry_run=dry_run,
+            update=update, checksum=checksum, progress=CliProgress(quiet=quiet or json_out),
+        )  # fmt: skip
+        report = api.convert_with(src, dst, chosen, run)
     render_convert(report, quiet=quiet, json_out=json_out)
-    if dry_run and report.skipped and on_error == "fail":
+    if dry_run and report.skipped and chosen.on_error == "fail":
         raise SourceError(
             f"{src}: {len(report.skipped)} bad file(s) (listed above); fix or remove them, "
             "or convert with --on-error skip"
@@ -234,26 +174,12 @@ def _convert_part(
 
 
 @command("plan")
+@with_pack_options
 def plan_command(
     src: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class.")],
     plan: Annotated[Path, typer.Argument(help="Plan folder to create.")],
-    format: FormatOpt = DEFAULT_FORMAT,
-    option: BackendOpts = None,
-    shard_size: ShardSizeOpt = None,
-    samples_per_shard: SamplesPerShardOpt = None,
-    cut: CutOpt = "content",
-    on_error: OnErrorOpt = "fail",
-    validate: ValidateOpt = "quick",
-    size: SizeOpt = None,
-    resize: ResizeOpt = "stretch",
-    mode: ModeOpt = None,
-    reencode: ReencodeOpt = None,
-    draft: DraftOpt = True,
-    max_pixels: MaxPixelsOpt = None,
-    extensions: ExtensionsOpt = None,
-    symlinks: SymlinksOpt = "inside",
-    from_list: FromListOpt = None,
-    classes_file: ClassesFileOpt = None,
+    *,
+    chosen: ConvertOptions,
     force: Annotated[bool, typer.Option(help="Replace an existing plan.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -266,26 +192,7 @@ def plan_command(
     """
     from packer import api
 
-    doc = api.save_plan(
-        src,
-        plan,
-        format,
-        force=force,
-        options=parse_options(option or []),
-        shard_size=shard_size,
-        samples_per_shard=samples_per_shard,
-        on_error=on_error,
-        validate=validate,
-        transform=api.Transform.build(
-            size=size, resize=resize, mode=mode, reencode=reencode, draft=draft
-        ),
-        max_pixels=max_pixels,
-        extensions=extensions,
-        symlinks=symlinks,
-        from_list=from_list,
-        classes_file=classes_file,
-        cut=cut,
-    )
+    doc = api.save_plan_with(src, plan, chosen, force=force)
     if json_out:
         print_json(doc)
     else:

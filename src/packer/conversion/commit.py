@@ -17,8 +17,8 @@ from packer.backends.registry import make_backend
 from packer.conversion.findings import duplicates_in
 from packer.conversion.plan import Plan
 from packer.conversion.report import Collected
+from packer.conversion.result import ShardResult
 from packer.conversion.resume import remove_strays
-from packer.conversion.shard import ShardResult
 from packer.conversion.state import StateRecorder
 from packer.errors import OutputError, SourceError
 from packer.format.index import INDEX_FILES, Index, IndexWriter

@@ -29,12 +29,13 @@ from packer._util.files import tree_bytes
 from packer.backends.registry import get_backend_class
 from packer.conversion.commit import index_results, output_error, write_pack
 from packer.conversion.findings import duplicates_in
+from packer.conversion.job import ShardJob
 from packer.conversion.options import ConvertOptions
 from packer.conversion.plan import Plan, make_plan
 from packer.conversion.report import Collected, ConvertReport, build_report, up_to_date_report
+from packer.conversion.result import ShardResult
 from packer.conversion.resume import RESUME_DIR, plan_digest, prepare_resume, reusable, save_result
 from packer.conversion.runner import run_inline, run_planned
-from packer.conversion.shard import ShardJob, ShardResult
 from packer.conversion.state import refresh_mtimes
 from packer.conversion.update import Update, link_reused, plan_update
 from packer.errors import UsageError

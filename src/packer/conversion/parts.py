@@ -33,7 +33,9 @@ from packer._version import __version__
 from packer.conversion.commit import output_error, write_pack
 from packer.conversion.options import ConvertOptions
 from packer.conversion.plan import Plan
+from packer.conversion.plan_store import load_plan_dir, save_plan_dir
 from packer.conversion.report import ConvertReport, build_report
+from packer.conversion.result import ShardResult
 from packer.conversion.resume import (
     RECORD_ERRORS,
     RESUME_DIR,
@@ -45,7 +47,6 @@ from packer.conversion.resume import (
     save_result,
 )
 from packer.conversion.runner import run_planned
-from packer.conversion.shard import ShardResult
 from packer.errors import OutputError, PackError, UsageError
 from packer.format.staging import Staging, partial_path
 from packer.progress import NoProgress, Progress
@@ -102,7 +103,7 @@ def convert_part(
     index, count = parse_part(part) if isinstance(part, str) else part
     if not 0 <= index < count:
         raise UsageError(f"--part {index}/{count} must have 0 <= I < N")
-    plan, digest = Plan.load(Path(plan_dir), lazy=True)
+    plan, digest = load_plan_dir(Path(plan_dir), lazy=True)
     workers = default_workers(plan.decodes) if workers is None else workers
     assert plan.bounds is not None
     shards = part_shards(len(plan.bounds), index, count)
@@ -155,7 +156,7 @@ def merge(
     were."""
     started = time.perf_counter()
     progress = progress or NoProgress()
-    plan, digest = Plan.load(Path(plan_dir), lazy=True)
+    plan, digest = load_plan_dir(Path(plan_dir), lazy=True)
     assert plan.bounds is not None
     found = _check_parts(plan, digest, [Path(p) for p in parts])
     dst_path = Path(dst)
@@ -321,7 +322,7 @@ def save_plan(
     work.mkdir(parents=True)
     try:
         plan = make_plan(src, chosen, workdir=work).with_bounds()
-        digest = plan.save(work)
+        digest = save_plan_dir(plan, work)
         for derived in ("cut_points.npy", "mtimes.npy"):  # not part of the plan
             (work / derived).unlink(missing_ok=True)
         arguments = chosen.recorded()  # for the merged pack's update state

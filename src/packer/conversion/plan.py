@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from packer._util.columns import Array, Column, blocks_of, hash_array, store, store_many
-from packer._util.files import write_file_synced
-from packer._util.pathtable import DiskPaths, PathTable, extension_ids
+from packer._util.pathtable import extension_ids
 from packer._version import __version__
 from packer.backends.registry import get_backend_class, make_backend, pixel_formats
 from packer.conversion.cuts import (
@@ -34,18 +33,19 @@ from packer.conversion.cuts import (
     file_stats,
     plan_shards,
 )
+from packer.conversion.job import ShardJob
 from packer.conversion.options import ConvertOptions
-from packer.conversion.shard import ShardJob
-from packer.errors import PackError, SourceError, UsageError
+from packer.errors import SourceError, UsageError
 from packer.images.checks import DEFAULT_MAX_PIXELS, validated_extensions
-from packer.source.omissions import Finding, Omissions, Skipped
+from packer.source.omissions import Skipped
 from packer.source.scanner import Scan, parse_extensions, scan_tree
 
 if TYPE_CHECKING:
     from packer.images.transforms import Transform
 
 PLAN_FORMAT = "packer-plan-v1"
-_ARRAYS = ("labels", "ext_ids", "sizes", "bounds", "path_offsets")
+#: the per-sample arrays a saved plan holds beside ``paths`` (see plan_store)
+ARRAYS = ("labels", "ext_ids", "sizes", "bounds", "path_offsets")
 
 
 @dataclass
@@ -189,9 +189,9 @@ class Plan:
         raw, plain = self.scan.paths.encoded_columns()
         path_arrays: dict[str, Array] = {"paths": raw, "path_offsets": plain}
         return {
-            "labels": _typed(self.scan.labels, "<i4"),
-            "ext_ids": _typed(self.ext_ids, "<u2"),
-            "sizes": _typed(self.sizes, "<i8"),
+            "labels": typed(self.scan.labels, "<i4"),
+            "ext_ids": typed(self.ext_ids, "<u2"),
+            "sizes": typed(self.sizes, "<i8"),
             "bounds": np.asarray(self.bounds, dtype="<i8").reshape(-1, 2),
             **path_arrays,
         }
@@ -204,108 +204,14 @@ class Plan:
             hash_array(h, arr)
         return h.hexdigest()
 
-    def save(self, folder: Path) -> str:
-        """Write the plan to ``folder`` (created; columns already there are kept); return its
-        digest."""
-        plan = self.with_bounds()
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, arr in plan._columns().items():
-            target = folder / f"{name}.npy"
-            if isinstance(arr, Column):
-                if arr.path.resolve() != target.resolve():
-                    store(blocks_of(arr), arr.dtype.str, target)
-            else:
-                np.save(target, arr, allow_pickle=False)
-        digest = plan.digest()
-        doc = {**plan._document(), "digest": digest}
-        write_file_synced(
-            folder / "plan.json", (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
-        )
-        return digest
 
-    @classmethod
-    def load(cls, folder: Path, *, lazy: bool = False) -> tuple[Plan, str]:
-        """The plan saved in ``folder`` and its digest (checked against the files). ``lazy``:
-        its per-sample arrays stay on disk as columns (parts and merge of a large plan), else
-        they are loaded."""
-        try:
-            doc = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
-            if doc.get("format") != PLAN_FORMAT:
-                raise ValueError(f"not a packer plan (format={doc.get('format')!r})")
-            arrays: dict[str, Array] = {
-                name: Column(folder / f"{name}.npy")
-                if lazy and name != "bounds"
-                else np.load(folder / f"{name}.npy", allow_pickle=False)
-                for name in (*_ARRAYS, "paths")
-            }
-            paths: PathTable
-            if lazy:
-                paths = DiskPaths.open(folder)
-            else:
-                blob = np.asarray(arrays["paths"]).tobytes()
-                paths = PathTable.from_encoded(blob, np.asarray(arrays["path_offsets"]))
-            created = doc["created_by"]
-            scan = Scan(
-                root=Path(doc["root"]),
-                classes=list(doc["classes"]),
-                paths=paths,
-                labels=_typed(arrays["labels"], "<i4"),
-                full_keys=frozenset(doc["full_keys"]),
-                skipped=[Skipped(**s) for s in doc["skipped"]],
-                ignored=Omissions(
-                    [Skipped(**s) for s in doc["ignored"]], _counter(doc["ignored_by_reason"])
-                ),
-                findings=[Finding(**f) for f in doc["findings"]],
-            )
-            extensions = created["extensions"]
-            plan = cls(
-                scan=scan,
-                ext_names=list(doc["ext_names"]),
-                ext_ids=_typed(arrays["ext_ids"], "<u2"),
-                backend_name=doc["backend"]["name"],
-                backend_options=dict(doc["backend"]["options"]),
-                pixel_shape=tuple(doc["pixel_shape"]) if doc["pixel_shape"] else None,
-                transform=doc["transform"],
-                validate=created["validate"],
-                on_error=doc["on_error"],
-                max_pixels=int(created["max_pixels"]),
-                shard_size=created["shard_size"],
-                samples_per_shard=created["samples_per_shard"],
-                extensions=None if extensions == "*" else frozenset(extensions),
-                symlinks=created["symlinks"],
-                from_list=created.get("from_list"),
-                cut=created.get("cut", "fixed"),
-                sizes=_typed(arrays["sizes"], "<i8"),
-                bounds=[(int(a), int(b)) for a, b in np.asarray(arrays["bounds"]).tolist()],
-                workdir=folder if lazy else None,
-            )
-        except FileNotFoundError as exc:
-            raise PackError(
-                f"{folder}: not a plan ({exc.filename} is missing); run `pack plan`"
-            ) from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PackError(f"{folder}: damaged plan ({exc}); run `pack plan` again") from None
-        digest = plan.digest()
-        if digest != doc.get("digest"):
-            raise PackError(
-                f"{folder}: the plan's files do not match its digest; run `pack plan` again"
-            )
-        return plan, digest
-
-
-def _typed(array: Array, dtype: str) -> Array:
+def typed(array: Array, dtype: str) -> Array:
     """An in-memory array as ``dtype``; a column as it is (written with that dtype)."""
     if isinstance(array, Column):
         if array.dtype != np.dtype(dtype):
             raise ValueError(f"{array.path.name}: expected {dtype}, found {array.dtype}")
         return array
     return np.ascontiguousarray(array, dtype=dtype)
-
-
-def _counter(counts: Mapping[str, int]) -> Any:
-    from collections import Counter
-
-    return Counter({str(k): int(v) for k, v in counts.items()})
 
 
 def make_plan(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from packer._util.files import tree_bytes
-from packer.conversion.shard import ShardResult
+from packer.conversion.result import ShardResult
 from packer.format.manifest import DataFile, Manifest
 from packer.source.omissions import MAX_LISTED, Finding, Omissions, Skipped
 from packer.source.scanner import Scan

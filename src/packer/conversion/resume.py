@@ -1,7 +1,7 @@
 """``--resume``: finished shards of an interrupted convert, recorded so that a rerun reuses them.
 
 A partial pack keeps a ``.resume`` folder: the digest of what it was planned from, and per finished
-shard its :class:`~packer.conversion.shard.ShardResult` (arrays in ``.npz``, the rest in ``.json``, each
+shard its :class:`~packer.conversion.result.ShardResult` (arrays in ``.npz``, the rest in ``.json``, each
 written under a temporary name and renamed). A record is reused only if the plan is the same, the
 data file still has its recorded sha256 and its source files still have the sizes it was cut from,
 so the result is byte-identical to an uninterrupted run.
@@ -24,7 +24,8 @@ import numpy as np
 from packer._util.columns import hash_array
 from packer._util.files import sha256_file
 from packer.conversion.cuts import stat_size
-from packer.conversion.shard import ShardJob, ShardResult
+from packer.conversion.job import ShardJob
+from packer.conversion.result import ShardResult
 from packer.format.manifest import DataFile
 from packer.run.pools import available_cpus
 

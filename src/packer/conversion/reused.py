@@ -2,7 +2,7 @@
 
 An update that keeps most of a pack used to hold every kept shard's index rows at once (about
 70 bytes a sample). :class:`Reused` holds where each kept shard's rows are and builds its
-:class:`~packer.conversion.shard.ShardResult` only when the new index is written, reading the old index a
+:class:`~packer.conversion.result.ShardResult` only when the new index is written, reading the old index a
 shard at a time (``pread``, not a memory map, so the rows read do not stay resident).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from packer._util.columns import Array, NpyFile
-from packer.conversion.shard import ShardResult
+from packer.conversion.result import ShardResult
 from packer.errors import PackError
 from packer.format.index import INDEX_DIR, KEYS_FILE
 from packer.format.manifest import DataFile

@@ -3,7 +3,7 @@
 The seam is :class:`concurrent.futures.Executor` (``submit`` -> future): a local process pool and
 :class:`packer.run.cluster.DaskExecutor` both fit it. Tasks are
 :func:`~packer.conversion.shard.write_shard` calls on picklable jobs and return small, checkable
-:class:`~packer.conversion.shard.ShardResult` records; results come back in shard order, and only
+:class:`~packer.conversion.result.ShardResult` records; results come back in shard order, and only
 the driver commits them.
 """
 
@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packer._util.files import sha256_file
+from packer.conversion.job import ShardJob, compact_job
+from packer.conversion.result import ShardResult
 from packer.conversion.resume import reusable as resumable
-from packer.conversion.shard import ShardJob, ShardResult, compact_job, write_shard
+from packer.conversion.shard import write_shard
 from packer.errors import OutputError
 from packer.progress import Progress
 from packer.run.cluster import ExecutorLike, as_executor

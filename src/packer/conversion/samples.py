@@ -31,10 +31,12 @@ from packer._version import __version__
 from packer.backends.registry import DEFAULT_FORMAT, get_backend_class, make_backend
 from packer.conversion.commit import finish_pack, index_results, output_error
 from packer.conversion.cuts import MIN_DEFAULT_SHARD_SAMPLES, default_samples_per_shard
+from packer.conversion.job import ShardJob
 from packer.conversion.options import check_write_options
 from packer.conversion.report import Collected, ConvertReport, build_report
+from packer.conversion.result import ShardResult
 from packer.conversion.runner import run_on
-from packer.conversion.shard import ShardJob, ShardResult, write_shard
+from packer.conversion.shard import write_shard
 from packer.errors import UsageError
 from packer.format.manifest import Manifest
 from packer.format.staging import Staging, check_destination

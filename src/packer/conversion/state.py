@@ -23,7 +23,8 @@ import numpy as np
 from packer._util.columns import Array, Column
 from packer._util.files import STATE_DIR, raw_to_npy, write_file_synced
 from packer.conversion.plan import Plan
-from packer.conversion.shard import ShardResult
+from packer.conversion.plan_store import load_plan_dir, save_plan_dir
+from packer.conversion.result import ShardResult
 from packer.errors import PackError
 
 STATE_FORMAT = "packer-update-state-v1"
@@ -79,7 +80,7 @@ class StateRecorder:
             raw_to_npy(self.raw / "sizes", self.raw / "sizes.npy", "<i8", (self.count,))
             sizes = Column(self.raw / "sizes.npy")
             bounds = [(int(s["start"]), int(s["start"]) + int(s["consumed"])) for s in self.shards]
-            dataclasses.replace(plan, sizes=sizes, bounds=bounds).save(folder / "plan")
+            save_plan_dir(dataclasses.replace(plan, sizes=sizes, bounds=bounds), folder / "plan")
             for name, dtype in self._COLUMNS[1:]:
                 raw_to_npy(self.raw / name, folder / f"{name}.npy", dtype, (self.count,))
             document = {"format": STATE_FORMAT, "shards": self.shards, "arguments": arguments}
@@ -99,7 +100,7 @@ def load_state(dst: Path) -> PackState | None:
         document = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         if document.get("format") != STATE_FORMAT:
             return None
-        plan, _ = Plan.load(folder / "plan", lazy=True)  # its columns stay on disk
+        plan, _ = load_plan_dir(folder / "plan", lazy=True)  # its columns stay on disk
         mtimes, crc32 = Column(folder / "mtimes.npy"), Column(folder / "crc32.npy")
         if mtimes.dtype != np.dtype("<i8") or crc32.dtype != np.dtype("<u4"):
             return None

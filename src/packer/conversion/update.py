@@ -29,10 +29,11 @@ from packer._util.columns import BLOCK, Array, hash_array
 from packer._util.pathtable import PathTable
 from packer._version import __version__
 from packer.backends.registry import make_backend
+from packer.conversion.items import read_file
 from packer.conversion.options import ConvertOptions
 from packer.conversion.plan import Plan, make_plan
+from packer.conversion.result import ShardResult
 from packer.conversion.reused import Kept, Reused
-from packer.conversion.shard import ShardResult, read_file
 from packer.conversion.state import PackState, load_state
 from packer.format.manifest import MANIFEST_NAME, DataFile, Manifest
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packer._util.columns import Array
-from packer._util.pathtable import PathSink, PathTable
+from packer._util.pathdisk import PathSink
+from packer._util.pathtable import PathTable
 from packer.errors import SourceError, UsageError
 from packer.format.keys import full_names, split_name
 from packer.source.omissions import MAX_LISTED, Finding, Omissions, Skipped
