@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from factories import TreeFactory
 from packer import convert, errors
 from packer.cli.main import app
-from packer.demo import make_demo_tree
 from packer.progress import NoProgress
 from packer.testing import tree_digest
 
@@ -28,8 +28,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_tree(tmp_path_factory.mktemp("src") / "tree", per_class=40, size=24)
+def tree(demo_trees: TreeFactory) -> Path:
+    return demo_trees(per_class=40, size=24)
 
 
 @pytest.fixture(scope="module")

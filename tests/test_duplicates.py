@@ -42,11 +42,6 @@ def test_candidate_pairs_match_the_whole_array_sort(
         for a in range(0, len(rows), block)
     ]
     spill = tmp_path_factory.mktemp("d") / "spill"
-    saved = findings._BUCKET_ROWS
-    findings._BUCKET_ROWS = held  # small: rows spill into CRC buckets on disk
-    try:
-        got = findings._candidate_pairs(blocks, spill)
-    finally:
-        findings._BUCKET_ROWS = saved
+    got = findings._candidate_pairs(blocks, spill, held)  # small: rows spill into CRC buckets
     assert got == _reference(labels, crcs, lengths)
     assert not spill.exists()

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from factories import TreeFactory, copy_tree
 from packer import convert, errors, open_pack
 from packer.cli.main import app
-from packer.demo import make_demo_tree
 from packer.format.index import INDEX_FILES
 from packer.testing import imagefolder_order
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_demo_tree(tmp_path_factory.mktemp("src") / "tree", per_class=6, size=16)
+def tree(demo_trees: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_tree(demo_trees(per_class=6, size=16), tmp_path_factory.mktemp("src") / "tree")
     (root / "square" / "star.png").write_bytes((root / "square" / "square_0003.png").read_bytes())
     (root / "square" / "star.jpg").write_bytes((root / "square" / "square_0001.jpg").read_bytes())
     return root

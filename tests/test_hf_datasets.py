@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from factories import TreeFactory, copy_tree
 from packer import convert, open_pack, verify_pack
-from packer.demo import make_demo_tree
 from packer.testing import imagefolder_order
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_demo_tree(tmp_path_factory.mktemp("src") / "tree", per_class=5, size=16)
+def tree(demo_trees: TreeFactory, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_tree(demo_trees(per_class=5, size=16), tmp_path_factory.mktemp("src") / "tree")
     (root / 'quote "and" colon: class').mkdir()  # a class name YAML must quote
     (root / 'quote "and" colon: class' / "a.png").write_bytes(
         (root / "square" / "square_0003.png").read_bytes()

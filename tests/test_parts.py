@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from factories import TreeFactory
 from packer import errors
 from packer.api import convert, convert_part, merge, save_plan
 from packer.backends.registry import BUILTIN_BACKENDS
@@ -17,12 +18,12 @@ from packer.conversion.parts import parse_part, part_shards
 from packer.errors import OutputError, PackError, UsageError
 from packer.format.staging import partial_path
 from packer.progress import NoProgress
-from packer.testing import make_edge_tree, tree_digest
+from packer.testing import tree_digest
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_edge_tree(tmp_path_factory.mktemp("src") / "tree", extra_per_class=8)
+def tree(edge_trees: TreeFactory) -> Path:
+    return edge_trees(extra_per_class=8)
 
 
 def _parts(plan: Path, base: Path, n: int) -> list[Path]:

@@ -18,19 +18,17 @@ def _console(terminal: bool) -> tuple[Console, io.StringIO]:
 
 
 def test_the_bar_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
-    console, _ = _console(terminal=True)
-    monkeypatch.setattr(cli_render, "err", console)
+    wide, _ = _console(terminal=True)
+    wide.width = 200  # drawn where nothing is cut, then measured
+    monkeypatch.setattr(cli_render, "err", wide)
     progress = CliProgress(quiet=False)
     assert progress.live
     progress.start(1_234_567, "a-very-long-source-folder-name -> parquet")
     progress.advance(400_000, 123_456_789)
-    assert progress._bar is not None
-    renderable = progress._bar.get_renderable()
-    progress.finish()
-    wide, _ = _console(terminal=True)
-    wide.width = 200  # rendered where nothing is cut, then measured
-    wide.print(renderable)
-    bar = [line for line in wide.export_text().splitlines() if line.strip()][-1].rstrip()
+    progress.finish()  # draws the last frame (then clears it: the bar is transient)
+    drawn = wide.export_text()
+    assert drawn.count("a-very-long-source-") >= 2  # the first frame and the last
+    bar = drawn[drawn.rindex("a-very-long-source-") :].splitlines()[0].rstrip()
     assert len(bar) <= 80, bar
     assert "400k/1.23M samples" in bar and re.search(r"\S+/s \S+ [kMG]?B/s ETA", bar)
 

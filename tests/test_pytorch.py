@@ -12,18 +12,19 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader  # noqa: E402
 
+from factories import TreeFactory  # noqa: E402
 from packer import convert, open_pack  # noqa: E402
 from packer.backends.registry import backend_names  # noqa: E402
 from packer.pytorch import PackDataset, PackIterableDataset, PackSampler  # noqa: E402
 from packer.read.views import View  # noqa: E402
-from packer.testing import imagefolder_order, make_edge_tree  # noqa: E402
+from packer.testing import imagefolder_order  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_edge_tree(tmp_path_factory.mktemp("src") / "tree", extra_per_class=7)
+def source(edge_trees: TreeFactory) -> Path:
+    return edge_trees(extra_per_class=7)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from factories import TreeFactory
 from packer import convert, open_pack
 from packer.conversion.resume import RESUME_DIR
 from packer.demo import make_demo_tree
@@ -34,8 +35,8 @@ SLOW_CONVERT = "import sys, slowshards; from packer.cli.main import main; sys.ar
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_tree(tmp_path_factory.mktemp("src") / "tree", per_class=30, size=16)
+def tree(demo_trees: TreeFactory) -> Path:
+    return demo_trees(per_class=30, size=16)
 
 
 def _start(tree: Path, dst: Path, *extra: str) -> subprocess.Popen[bytes]:

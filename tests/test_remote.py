@@ -23,11 +23,11 @@ pytest.importorskip("moto.server")
 
 import requests
 
+from factories import TreeFactory
 from packer import convert, open_pack
 from packer._util.files import STATE_DIR
 from packer.api import stage
 from packer.cli.main import app
-from packer.demo import make_demo_tree
 from packer.errors import EXIT_OUTPUT, EXIT_PROBLEMS_FOUND, PackError
 from packer.testing import tree_digest
 
@@ -72,8 +72,8 @@ def s3() -> Iterator[S3]:
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_tree(tmp_path_factory.mktemp("src") / "tree", per_class=40, size=24)
+def tree(demo_trees: TreeFactory) -> Path:
+    return demo_trees(per_class=40, size=24)
 
 
 def _upload(s3: S3, local: Path, name: str) -> str:

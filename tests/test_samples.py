@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from factories import TreeFactory
 from packer import convert, convert_samples, open_pack, verify_pack
-from packer.demo import make_demo_tree
 from packer.errors import SourceError, UsageError
 from packer.format.index import INDEX_FILES
 from packer.format.staging import partial_path
@@ -17,8 +17,8 @@ from packer.testing import imagefolder_order
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_tree(tmp_path_factory.mktemp("src") / "tree", per_class=6, size=16)
+def tree(demo_trees: TreeFactory) -> Path:
+    return demo_trees(per_class=6, size=16)
 
 
 def items(tree: Path) -> list[tuple[str, int, bytes, str]]:

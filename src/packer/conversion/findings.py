@@ -120,10 +120,12 @@ def duplicates_across_classes(
     return found
 
 
-def _candidate_pairs(blocks: Iterable[Columns], spill: Path) -> list[tuple[int, int, int, int]]:
+def _candidate_pairs(
+    blocks: Iterable[Columns], spill: Path, held: int = _BUCKET_ROWS
+) -> list[tuple[int, int, int, int]]:
     """(sample, its label, a later sample with the same CRC-32 and length, its other label), the
-    first MAX_LISTED in (CRC-32, length, label) order."""
-    buckets = _Buckets(spill)
+    first MAX_LISTED in (CRC-32, length, label) order; past ``held`` rows, rows go to disk."""
+    buckets = _Buckets(spill, held)
     start = 0
     for labels, crcs, lengths in blocks:
         n = len(labels)
@@ -165,13 +167,14 @@ def _reduce(rows: np.ndarray) -> np.ndarray:
 
 
 class _Buckets:
-    """Candidate rows, in memory while few; past _BUCKET_ROWS spread over files by CRC-32 (rows
+    """Candidate rows, in memory while few; past ``held`` rows spread over files by CRC-32 (rows
     that can pair always share a file), so each file is sorted on its own."""
 
     COUNT = 256
 
-    def __init__(self, spill: Path) -> None:
+    def __init__(self, spill: Path, held: int) -> None:
         self.spill = spill
+        self.limit = held
         self.held: list[np.ndarray] = []
         self.size = 0
         self.spilled = False
@@ -180,7 +183,7 @@ class _Buckets:
         if not self.spilled:
             self.held.append(rows)
             self.size += len(rows)
-            if self.size <= _BUCKET_ROWS:
+            if self.size <= self.limit:
                 return
             self.spill.mkdir(parents=True, exist_ok=True)
             self.spilled = True
