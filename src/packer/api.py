@@ -16,24 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from packer._version import __version__
-from packer.backends.registry import DEFAULT_FORMAT, list_formats
+from packer.backends.registry import DEFAULT_FORMAT, FormatInfo, list_formats
 from packer.bench.report import FOLDER, METRICS, BenchReport, recommendation_line
 from packer.bench.run import bench
 from packer.check.verify import Problem, VerifyReport, verify_pack
 from packer.conversion import driver, parts, update
 from packer.conversion.driver import RunSettings
 from packer.conversion.options import ConvertOptions
-from packer.conversion.parts import convert_part
+from packer.conversion.parts import PartDoc, PlanSummary, convert_part
 from packer.conversion.report import ConvertReport
 from packer.conversion.samples import convert_samples
 from packer.conversion.update import Changes
 from packer.images.transforms import Transform
 from packer.progress import NoProgress, Progress
-from packer.read.describe import inspect_pack
+from packer.read.describe import InspectDoc, inspect_pack
 from packer.read.extract import ExtractReport, extract, read_key_list
 from packer.read.open import open_pack
 from packer.read.pack import Pack, Sample
-from packer.read.stats import pack_stats
+from packer.read.stats import PackStats, pack_stats
 from packer.run.cluster import EXECUTORS, ExecutorLike, dask_executor
 from packer.source.scanner import DEFAULT_SYMLINKS
 from packer.storage.stage import StageReport, stage
@@ -49,6 +49,11 @@ __all__ = [
     "ConvertOptions",
     "ConvertReport",
     "ExtractReport",
+    "FormatInfo",
+    "InspectDoc",
+    "PackStats",
+    "PartDoc",
+    "PlanSummary",
     "RunSettings",
     "Pack",
     "Problem",
@@ -247,7 +252,7 @@ def save_plan(
     *,
     force: bool = False,
     **options: Any,
-) -> dict[str, Any]:
+) -> PlanSummary:
     """``pack plan``: scan and stat SRC once and save every decision of a convert in
     ``plan_dir``; ``options`` are :class:`~packer.conversion.options.ConvertOptions` fields.
     Returns a summary."""
@@ -260,7 +265,7 @@ def save_plan_with(
     chosen: ConvertOptions,
     *,
     force: bool = False,
-) -> dict[str, Any]:
+) -> PlanSummary:
     """:func:`save_plan` with the options as one value (what ``pack plan`` calls)."""
     return parts.save_plan(src, plan_dir, chosen, force=force)
 

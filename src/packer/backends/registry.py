@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from packer.backends.base import Backend
 from packer.errors import PluginError, UsageError
@@ -122,21 +122,30 @@ def make_backend(
     return cls(cls.options_class.from_dict(options or {}, backend=name), pixel_shape=pixel_shape)
 
 
-def list_formats() -> list[dict[str, Any]]:
+class FormatInfo(TypedDict):
+    """One backend as ``pack formats --json`` lists it."""
+
+    name: str
+    origin: str
+    target: str
+    summary: str
+    options: dict[str, Any]
+    error: str | None  # why a plugin failed to load, else None
+
+
+def list_formats() -> list[FormatInfo]:
     """Every backend with its origin, summary and options; a broken plugin is listed with its error."""
-    out: list[dict[str, Any]] = []
+    out: list[FormatInfo] = []
     for source in backend_sources():
-        entry: dict[str, Any] = {
-            "name": source.name,
-            "origin": source.origin,
-            "target": source.target,
-        }
+        error: str | None
         try:
             cls = load_backend(source)
         except PluginError as exc:
-            entry.update(summary="", options={}, error=str(exc))
+            summary, options, error = "", {}, str(exc)
         else:
-            defaults = cls.options_class().to_dict()
-            entry.update(summary=cls.summary, options=defaults, error=None)
-        out.append(entry)
+            summary, options, error = cls.summary, cls.options_class().to_dict(), None
+        out.append(
+            {"name": source.name, "origin": source.origin, "target": source.target,
+             "summary": summary, "options": options, "error": error}
+        )  # fmt: skip
     return out

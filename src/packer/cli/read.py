@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,7 +53,7 @@ def inspect(
     """
     from packer.api import contact_sheet, inspect_pack, pack_stats
 
-    info = inspect_pack(pack)
+    info: dict[str, Any] = dict(inspect_pack(pack))  # plus --stats and --preview
     if stats:
         info["stats"] = pack_stats(pack)
     if preview is not None:

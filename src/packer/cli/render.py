@@ -25,7 +25,9 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from packer.api import BenchReport, ConvertReport
+    from collections.abc import Sequence
+
+    from packer.api import BenchReport, ConvertReport, FormatInfo
 
 # markup off: paths and messages print as they are (a file may be named `img[1].jpg`); the
 # few styled lines pass markup=True and escape what they interpolate.
@@ -296,7 +298,7 @@ def render_bench(report: BenchReport, sort: str) -> None:
     out.print(recommendation_line(report))
 
 
-def render_formats(found: list[dict[str, Any]]) -> None:
+def render_formats(found: Sequence[FormatInfo]) -> None:
     """``pack formats`` without ``--json``: one row per backend."""
     table = Table("format", "from", "options (default)", "description")
     for f in found:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from packer._util.columns import blocks_of
 from packer._util.files import tree_bytes, write_file_synced
@@ -59,6 +59,28 @@ RECORDS_DIR = "records"
 ARGUMENTS = "arguments.json"  # in a plan folder: the convert arguments, for the update state
 #: Libraries whose version shapes the bytes of a pack (and packer itself).
 _VERSIONED = ("numpy", "pillow", "h5py", "lmdb", "pyarrow")
+
+
+class PartDoc(TypedDict):
+    """A part's ``part.json``: which plan, which part, which shards, written by what."""
+
+    format: str
+    plan: str  # the plan's digest
+    part: int
+    parts: int
+    shards: list[int]  # [first, stop)
+    versions: dict[str, str]
+
+
+class PlanSummary(TypedDict):
+    """What ``pack plan`` saved (``pack plan --json``)."""
+
+    plan: str
+    digest: str
+    samples: int
+    shards: int
+    classes: int
+    source_bytes: int
 
 
 def versions() -> dict[str, str]:
@@ -96,7 +118,7 @@ def convert_part(
     resume: bool = False,
     force: bool = False,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> PartDoc:
     """Write part ``I/N`` of the plan in ``plan_dir`` into the folder ``out``; return its
     ``part.json`` document. Resumable like a convert; the folder appears only when complete."""
     progress = progress or NoProgress()
@@ -125,7 +147,7 @@ def convert_part(
                 progress.finish()
             (staging.path / RESUME_DIR / "plan").unlink()
             (staging.path / RESUME_DIR).rename(staging.path / RECORDS_DIR)
-            doc = {
+            doc: PartDoc = {
                 "format": PART_FORMAT,
                 "plan": digest,
                 "part": index,
@@ -306,7 +328,7 @@ def save_plan(
     chosen: ConvertOptions,
     *,
     force: bool = False,
-) -> dict[str, Any]:
+) -> PlanSummary:
     """``pack plan``: scan and stat SRC once and save the plan; return a summary."""
     from packer.conversion.plan import make_plan
 
@@ -328,7 +350,7 @@ def save_plan(
         arguments = chosen.recorded()  # for the merged pack's update state
         write_file_synced(work / ARGUMENTS, (json.dumps(arguments, sort_keys=True) + "\n").encode())
         assert plan.bounds is not None and plan.sizes is not None
-        summary = {
+        summary: PlanSummary = {
             "plan": str(folder),
             "digest": digest,
             "samples": len(plan.scan.paths),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from packer._util.files import STATE_DIR, tree_bytes
 from packer.format.manifest import Manifest
@@ -19,7 +19,38 @@ def _remote(url: str) -> tuple[str, Manifest, int]:
     return url.rstrip("/"), manifest, size
 
 
-def inspect_pack(path: str | os.PathLike[str]) -> dict[str, Any]:
+class ClassCount(TypedDict):
+    name: str
+    label: int
+    count: int
+
+
+class InspectDoc(TypedDict):
+    """``pack inspect --json``: a pack described from its manifest."""
+
+    path: str
+    format_version: int
+    backend: str
+    options: dict[str, Any]
+    num_samples: int
+    num_classes: int
+    classes: list[ClassCount]
+    payload_bytes: int
+    pack_bytes: int
+    source_bytes: int
+    size_vs_source: float | None
+    data_files: list[dict[str, Any]]
+    extensions: list[str]
+    created_by: dict[str, Any]
+    skipped: list[dict[str, str]]
+    ignored_files: int
+    ignored_by_reason: dict[str, int]
+    warnings: list[dict[str, str]]
+    transform: dict[str, Any] | None
+    sample_shape: list[int] | None
+
+
+def inspect_pack(path: str | os.PathLike[str]) -> InspectDoc:
     """What is in a pack, from its manifest (no data file is read). The ``pack inspect --json`` doc."""
     root: Path | str
     if is_url(path):

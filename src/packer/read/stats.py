@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -23,6 +23,39 @@ from packer.read.pack import Pack
 SIZE_EDGES = (0, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 NOT_AN_IMAGE = "not an image"
 _SHAPE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+class Distribution(TypedDict, total=False):
+    """min/median/max/mean (None with no samples); ``histogram``: counts per SIZE_EDGES bin."""
+
+    min: int | None
+    median: float | None
+    max: int | None
+    mean: float | None
+    histogram: list[int]
+
+
+class GroupStats(TypedDict):
+    samples: int
+    formats: dict[str, int]
+    modes: dict[str, int]
+    width: Distribution
+    height: Distribution
+    bytes: Distribution
+
+
+class ClassStats(GroupStats):
+    label: int
+    name: str
+
+
+class PackStats(TypedDict):
+    """``pack inspect --stats --json``."""
+
+    path: str
+    size_bins: list[int]
+    overall: GroupStats
+    classes: list[ClassStats]
 
 
 def sample_header(data: bytes) -> tuple[str, str, int, int]:
@@ -40,7 +73,7 @@ def sample_header(data: bytes) -> tuple[str, str, int, int]:
         return NOT_AN_IMAGE, "-", 0, 0
 
 
-def pack_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
+def pack_stats(path: str | os.PathLike[str]) -> PackStats:
     """The ``--stats`` document: ``overall`` and one entry per class (same fields)."""
     with open_pack(path) as pack:
         n = len(pack)
@@ -57,7 +90,7 @@ def pack_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
         columns = (fmt, mode, width, height, nbytes)
         order = np.argsort(labels, kind="stable")  # one sort, then each class is a slice
         ends = np.searchsorted(labels[order], np.arange(len(pack.classes) + 1))
-        classes = []
+        classes: list[ClassStats] = []
         for i, name in enumerate(pack.classes):
             rows = order[ends[i] : ends[i + 1]]
             group = tuple(column[rows] for column in columns)
@@ -89,9 +122,7 @@ def _read_headers(
     return fmt, mode, width, height, nbytes, list(format_ids), list(mode_ids)
 
 
-def _summary(
-    columns: tuple[np.ndarray, ...], formats: list[str], modes: list[str]
-) -> dict[str, Any]:
+def _summary(columns: tuple[np.ndarray, ...], formats: list[str], modes: list[str]) -> GroupStats:
     """The figures of one group of samples (sizes only over the images among them) from its
     format ids, mode ids, widths, heights and byte counts."""
     fmt, mode, width, height, nbytes = columns
@@ -111,9 +142,9 @@ def _counts(ids: np.ndarray, names: list[str]) -> dict[str, int]:
     return {name: count for name, count in counts.most_common() if count}
 
 
-def _distribution(values: np.ndarray, *, histogram: bool = True) -> dict[str, Any]:
+def _distribution(values: np.ndarray, *, histogram: bool = True) -> Distribution:
     """min/median/max/mean, and counts per :data:`SIZE_EDGES` bin for pixel sizes."""
-    doc: dict[str, Any] = {"min": None, "median": None, "max": None, "mean": None}
+    doc: Distribution = {"min": None, "median": None, "max": None, "mean": None}
     if len(values):
         doc = {
             "min": int(values.min()),
