@@ -136,8 +136,7 @@ class _Shards:
 
 def _already_up_to_date(dst: Path, plan: Plan, changes: Update, started: float) -> ConvertReport:
     if changes.changes.refreshed:
-        assert plan.mtimes is not None
-        refresh_mtimes(dst, np.asarray(plan.mtimes))
+        refresh_mtimes(dst, np.asarray(plan.file_mtimes))
     return up_to_date_report(dst, changes.changes, started)
 
 

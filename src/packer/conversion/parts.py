@@ -127,10 +127,9 @@ def convert_part(
         raise UsageError(f"--part {index}/{count} must have 0 <= I < N")
     plan, digest = load_plan_dir(Path(plan_dir), lazy=True)
     workers = default_workers(plan.decodes) if workers is None else workers
-    assert plan.bounds is not None
-    shards = part_shards(len(plan.bounds), index, count)
+    shards = part_shards(len(plan.shard_bounds), index, count)
     out_path = Path(out)
-    total = sum(plan.bounds[k][1] - plan.bounds[k][0] for k in shards)
+    total = sum(plan.shard_bounds[k][1] - plan.shard_bounds[k][0] for k in shards)
     try:
         with Staging(out_path, force=force, keep_partial=resume, marker=PART_FILE) as staging:
             template = plan.template(staging.path)
@@ -179,7 +178,6 @@ def merge(
     started = time.perf_counter()
     progress = progress or NoProgress()
     plan, digest = load_plan_dir(Path(plan_dir), lazy=True)
-    assert plan.bounds is not None
     found = _check_parts(plan, digest, [Path(p) for p in parts])
     dst_path = Path(dst)
     # The data files' sha256 are checked in threads while the index is written (hashing releases
@@ -190,7 +188,9 @@ def merge(
         checks = [hasher.submit(intact, record.data_file, folder) for folder, record in found]
         with Staging(dst_path, force=force) as staging:
             progress.start(
-                len(plan.bounds), f"merge {len(parts)} part(s) -> {dst_path.name}", unit="shards"
+                len(plan.shard_bounds),
+                f"merge {len(parts)} part(s) -> {dst_path.name}",
+                unit="shards",
             )
             try:
                 for folder, record in found:
@@ -244,7 +244,6 @@ def _load(record: Record) -> ShardResult:
 def _check_parts(plan: Plan, digest: str, folders: list[Path]) -> list[tuple[Path, Record]]:
     """Every shard of the plan exactly once, in shard order, from finished parts of this plan,
     each with a data file of its recorded size (their sha256 are the caller's to check)."""
-    assert plan.bounds is not None
     mine = versions()
     found: dict[int, tuple[Path, Record]] = {}
     for folder in folders:
@@ -273,13 +272,13 @@ def _check_parts(plan: Plan, digest: str, folders: list[Path]) -> list[tuple[Pat
                     f"{folder}: shard {k} is also in {found[k][0]}; pass each part once"
                 )
             found[k] = (folder, result)
-    missing = [k for k in range(len(plan.bounds)) if k not in found]
+    missing = [k for k in range(len(plan.shard_bounds)) if k not in found]
     if missing:
         raise UsageError(
-            f"shards {_ranges(missing)} of {len(plan.bounds)} are in none of the parts given; "
+            f"shards {_ranges(missing)} of {len(plan.shard_bounds)} are in none of the parts given; "
             "pass every part (a part still being written is not finished)"
         )
-    return [found[k] for k in range(len(plan.bounds))]
+    return [found[k] for k in range(len(plan.shard_bounds))]
 
 
 def _read_part(folder: Path) -> dict[str, Any]:
@@ -349,14 +348,13 @@ def save_plan(
             (work / derived).unlink(missing_ok=True)
         arguments = chosen.recorded()  # for the merged pack's update state
         write_file_synced(work / ARGUMENTS, (json.dumps(arguments, sort_keys=True) + "\n").encode())
-        assert plan.bounds is not None and plan.sizes is not None
         summary: PlanSummary = {
             "plan": str(folder),
             "digest": digest,
             "samples": len(plan.scan.paths),
-            "shards": len(plan.bounds),
+            "shards": len(plan.shard_bounds),
             "classes": len(plan.scan.classes),
-            "source_bytes": int(sum(int(b.sum()) for b in blocks_of(plan.sizes))),
+            "source_bytes": int(sum(int(b.sum()) for b in blocks_of(plan.file_sizes))),
         }
         if folder.exists():
             shutil.rmtree(folder)

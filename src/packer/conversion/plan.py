@@ -95,6 +95,27 @@ class Plan:
         }
 
     @property
+    def shard_bounds(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of every shard: set by :meth:`with_bounds` (a saved plan has them)."""
+        if self.bounds is None:
+            raise RuntimeError("the plan has no shard boundaries yet: call with_bounds() first")
+        return self.bounds
+
+    @property
+    def file_sizes(self) -> Array:
+        """Each source file's size from the stat pass (:meth:`with_bounds`)."""
+        if self.sizes is None:
+            raise RuntimeError("the plan has no file sizes yet: call with_bounds() first")
+        return self.sizes
+
+    @property
+    def file_mtimes(self) -> Array:
+        """Each source file's mtime_ns from the stat pass (:meth:`with_bounds`; not in a saved plan)."""
+        if self.mtimes is None:
+            raise RuntimeError("the plan has no file mtimes: it was not stat'ed in this process")
+        return self.mtimes
+
+    @property
     def decodes(self) -> bool:
         """Whether writing decodes every image (CPU-bound: worth a worker per CPU)."""
         return self.transform is not None or self.validate == "full"
@@ -151,12 +172,10 @@ class Plan:
 
     def jobs(self, template: ShardJob, shards: Iterable[int] | None = None) -> list[ShardJob]:
         """One job per planned shard (all, or those in ``shards``), cut from ``template``."""
-        assert self.bounds is not None, "call with_bounds() first"
-        wanted = range(len(self.bounds)) if shards is None else shards
+        bounds = self.shard_bounds
+        wanted = range(len(bounds)) if shards is None else shards
         return [
-            dataclasses.replace(
-                template, shard=k, start=self.bounds[k][0], stop=self.bounds[k][1], cut=None
-            )
+            dataclasses.replace(template, shard=k, start=bounds[k][0], stop=bounds[k][1], cut=None)
             for k in wanted
         ]
 
@@ -185,14 +204,13 @@ class Plan:
 
     def _columns(self) -> dict[str, Array]:
         """The plan's arrays as saved (``paths``: the paths' bytes back to back)."""
-        assert self.sizes is not None and self.bounds is not None
         raw, plain = self.scan.paths.encoded_columns()
         path_arrays: dict[str, Array] = {"paths": raw, "path_offsets": plain}
         return {
             "labels": typed(self.scan.labels, "<i4"),
             "ext_ids": typed(self.ext_ids, "<u2"),
-            "sizes": typed(self.sizes, "<i8"),
-            "bounds": np.asarray(self.bounds, dtype="<i8").reshape(-1, 2),
+            "sizes": typed(self.file_sizes, "<i8"),
+            "bounds": np.asarray(self.shard_bounds, dtype="<i8").reshape(-1, 2),
             **path_arrays,
         }
 

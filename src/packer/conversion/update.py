@@ -122,12 +122,11 @@ def plan_update(
 ) -> Update:
     """Compare SRC (``plan``, with bounds) with the pack at ``dst`` (which may not exist; its
     ``state`` if already loaded)."""
-    assert plan.bounds is not None and plan.sizes is not None and plan.mtimes is not None
     crcs = file_crcs(plan.scan.root, plan.scan.paths) if checksum else None
     changes = Changes(
         up_to_date=False,
-        shards=len(plan.bounds),
-        rewrite=list(range(len(plan.bounds))),
+        shards=len(plan.shard_bounds),
+        rewrite=list(range(len(plan.shard_bounds))),
         fingerprint=fingerprint(plan, crcs),
         checksum=checksum,
     )
@@ -139,7 +138,6 @@ def plan_update(
         changes.added = len(plan.scan)
         return update
     old = state.plan
-    assert old.bounds is not None and old.sizes is not None
     if plan.scan.paths == old.scan.paths:  # the common case: one compare of the path bytes
         old_pos = np.arange(len(plan.scan), dtype=np.int64)
     else:
@@ -154,7 +152,7 @@ def plan_update(
     changes.classes_removed = [c for c in old.scan.classes if c not in new_classes]
     manifest = Manifest.read(dst)
     _reuse_shards(update, state, manifest, dst, old_pos, same)
-    changes.rewrite = [k for k in range(len(plan.bounds)) if k not in update.reuse]
+    changes.rewrite = [k for k in range(len(plan.shard_bounds)) if k not in update.reuse]
     changes.up_to_date = (
         not changes.rewrite
         and changes.added == changes.removed == changes.changed == 0
@@ -172,7 +170,6 @@ def _unchanged(
     label, key rule, and mtime or with ``crcs`` contents). A block of new samples at a time,
     each reading only the old rows it spans: the old plan's columns stay on disk."""
     old = state.plan
-    assert old.sizes is not None and plan.sizes is not None and plan.mtimes is not None
     class_map = _positions(old.scan.classes, plan.scan.classes)
     old_flags, new_flags = _full_key_flags(old), _full_key_flags(plan)
     same = np.zeros(len(plan.scan), dtype=bool)
@@ -181,11 +178,11 @@ def _unchanged(
         found = old_pos[a:b] >= 0
         at = old_pos[a:b][found]
         unchanged = (
-            (_gather(old.sizes, at) == np.asarray(plan.sizes[a:b])[found])
+            (_gather(old.file_sizes, at) == np.asarray(plan.file_sizes[a:b])[found])
             & (class_map[_gather(old.scan.labels, at)] == np.asarray(plan.scan.labels[a:b])[found])
             & (old_flags[at] == new_flags[a:b][found])
         )
-        mtimes = np.asarray(plan.mtimes[a:b])[found]
+        mtimes = np.asarray(plan.file_mtimes[a:b])[found]
         if crcs is not None:
             unchanged &= _gather(state.crc32, at) == crcs[a:b][found]
             changes.refreshed += int((unchanged & (_gather(state.mtimes, at) != mtimes)).sum())
@@ -229,24 +226,22 @@ def _reuse_shards(
 ) -> None:
     """Fill ``update.reuse`` and ``update.links`` with the new shards an old one already holds."""
     plan, old = update.plan, state.plan
-    assert plan.bounds is not None and old.bounds is not None
-    sizes, mtimes = plan.sizes, plan.mtimes
-    assert sizes is not None and mtimes is not None
+    sizes, mtimes = plan.file_sizes, plan.file_mtimes
     backend = make_backend(plan.backend_name, plan.backend_options, plan.pixel_shape)
-    starts = {a: j for j, (a, _) in enumerate(old.bounds)}
+    starts = {a: j for j, (a, _) in enumerate(old.shard_bounds)}
     rows = np.concatenate([[0], np.cumsum([f.num_samples for f in manifest.data_files])])
-    if len(manifest.data_files) != len(old.bounds):
+    if len(manifest.data_files) != len(old.shard_bounds):
         return
     class_map = _positions(old.scan.classes, plan.scan.classes)
     same_classes = list(old.scan.classes) == list(plan.scan.classes)
     ext_map = _positions(manifest.extensions, plan.ext_names)
     reused = Reused(dst, class_map, ext_map, sizes, mtimes, state.crc32)
     update.reuse, update.kept = reused, reused.kept
-    for k, (a, b) in enumerate(plan.bounds):
+    for k, (a, b) in enumerate(plan.shard_bounds):
         j = starts.get(int(old_pos[a]))
         if j is None:
             continue
-        oa, ob = old.bounds[j]
+        oa, ob = old.shard_bounds[j]
         info = state.shards[j]
         data_file = DataFile(**info["data_file"])
         source = dst / data_file.name
@@ -350,12 +345,11 @@ def file_crcs(root: Path, paths: Sequence[str]) -> np.ndarray:
 def fingerprint(plan: Plan, crcs: np.ndarray | None) -> str:
     """sha256 naming SRC's samples as this plan sees them: classes, paths, labels, sizes and
     mtimes (with ``crcs``: their contents' CRC-32 instead, the same on a fresh checkout)."""
-    assert plan.sizes is not None and plan.mtimes is not None
     h = hashlib.sha256(json.dumps(plan.scan.classes).encode("utf-8", "surrogateescape"))
-    for part in (*plan.scan.paths.encoded_columns(), plan.scan.labels, plan.sizes):
+    for part in (*plan.scan.paths.encoded_columns(), plan.scan.labels, plan.file_sizes):
         hash_array(h, part)
     h.update(b"crc32" if crcs is not None else b"mtime_ns")
-    hash_array(h, crcs if crcs is not None else plan.mtimes)
+    hash_array(h, crcs if crcs is not None else plan.file_mtimes)
     return h.hexdigest()
 
 
