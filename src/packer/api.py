@@ -35,6 +35,7 @@ from packer.read.open import open_pack
 from packer.read.pack import Pack, Sample
 from packer.read.stats import PackStats, pack_stats
 from packer.run.cluster import EXECUTORS, ExecutorLike, dask_executor
+from packer.run.pools import preload_workers
 from packer.source.scanner import DEFAULT_SYMLINKS
 from packer.storage.stage import StageReport, stage
 from packer.storage.store import is_url
@@ -74,6 +75,7 @@ __all__ = [
     "merge",
     "open_pack",
     "pack_stats",
+    "preload_workers",
     "prepare_command_process",
     "read_key_list",
     "recommendation_line",
@@ -289,7 +291,6 @@ def prepare_command_process() -> None:
     off and ``--max-pixels`` is the only pixel limit (:func:`packer.images.checks.own_process`).
     All are process-wide, so they belong to the program, not to packer's functions."""
     from packer.images.checks import own_process
-    from packer.run.pools import preload_workers
 
     preload_workers()
     own_process()
