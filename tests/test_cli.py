@@ -412,3 +412,33 @@ def test_shell_completion_completes_commands_and_options() -> None:
         [pack, "--show-completion", "bash"], env=fixed, capture_output=True, text=True, check=False
     )
     assert script.returncode == 0 and "_pack_completion()" in script.stdout
+
+
+def test_convert_and_plan_share_the_pack_shaping_options() -> None:
+    """Declared once (cli.options.with_pack_options): every ConvertOptions field has its flag on
+    both commands, with the same help and default, and a plan made with them matches a convert."""
+    import dataclasses
+
+    import typer.main
+
+    from packer.api import ConvertOptions
+
+    group = typer.main.get_command(app)
+    params = {
+        name: {p.name: p for p in group.commands[name].params}  # type: ignore[attr-defined]
+        for name in ("convert", "plan")
+    }
+    flags = {f.name for f in dataclasses.fields(ConvertOptions)} - {"options", "transform"}
+    flags |= {"option", "size", "resize", "mode", "reencode", "draft"}  # -o and the transform
+    for name in flags:
+        convert, plan = params["convert"][name], params["plan"][name]
+        assert (convert.opts, convert.help, convert.default) == (plan.opts, plan.help, plan.default)
+
+
+def test_a_bad_shaping_option_is_one_line_on_both_commands(tmp_path: Path) -> None:
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    for command in ("convert", "plan"):
+        code, _, err = run(command, tmp_path / "src", tmp_path / "out", "--on-error", "ignore")
+        assert code == errors.EXIT_USAGE, (command, err)
+        assert err.count("\n") == 1 and "on-error" in err
+    assert not (tmp_path / "out").exists()
