@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -36,6 +37,33 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 )
 def test_fast_tar_header_equals_tarfile(name: str, size: int) -> None:
     assert fast_header(name, size) == _tarfile_header(name, size)
+
+
+def test_tar_block_sizes_are_tarfiles() -> None:
+    import tarfile
+
+    from packer.backends import tar
+
+    assert (tar._BLOCK, tar._RECORD) == (tarfile.BLOCKSIZE, tarfile.RECORDSIZE)
+
+
+def test_opening_a_pack_to_read_imports_no_archive_writer(tmp_path: Path) -> None:
+    """tarfile and zipfile cost ~2 ms of an open; reading is byte ranges and needs neither."""
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    (src / "x.bin").write_bytes(b"payload")
+    for fmt in ("tar", "zip"):
+        convert(tmp_path / "src", tmp_path / fmt, fmt, extensions="*")
+    code = (
+        "import sys, packer\n"
+        "for p in sys.argv[1:]: packer.open_pack(p)[0]\n"
+        "print(sorted({'tarfile', 'zipfile'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "tar"), str(tmp_path / "zip")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]"
 
 
 def _expected(source: Path) -> dict[str, bytes]:

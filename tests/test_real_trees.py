@@ -367,9 +367,7 @@ def test_decode_errors_name_the_sample_and_pack(tmp_path: Path) -> None:
 # -- 16: verify --deep on several cores -------------------------------------------------------
 
 
-def test_verify_workers_give_the_same_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_verify_workers_give_the_same_report(tmp_path: Path) -> None:
     src = tmp_path / "src"
     for i in range(9):
         write(src / "c" / f"{i}.png", encode(noise(4, 4, seed=i), "PNG"))
@@ -380,11 +378,10 @@ def test_verify_workers_give_the_same_report(
     for i in (1, 6):  # two samples in different blocks: the report keeps sample order
         raw[int(pack.index.locations[i, 1]) + 40] ^= 0xFF
     data.write_bytes(bytes(raw))
-    import packer.check.local
+    from packer.check.local import verify_local
 
-    monkeypatch.setattr(packer.check.local, "_VERIFY_BLOCK", 2)  # several blocks on a small pack
-    one = verify_pack(tmp_path / "p", deep=True)
-    two = verify_pack(tmp_path / "p", deep=True, workers=2)
+    one = verify_local(tmp_path / "p", deep=True, block=2)  # several blocks on a small pack
+    two = verify_local(tmp_path / "p", deep=True, workers=2, block=2)
     findings = [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in (one, two)]
     assert findings[0] == findings[1]  # everything but the time it took
     assert [p.where for p in one.problems if p.kind == "sample"] == [

@@ -11,7 +11,7 @@ no tar header is parsed on open or read.
 from __future__ import annotations
 
 import dataclasses
-import tarfile
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,14 +25,18 @@ if TYPE_CHECKING:
     from packer.format.index import Index
     from packer.format.manifest import Manifest
 
-_BLOCK = tarfile.BLOCKSIZE  # 512
-_RECORD = tarfile.RECORDSIZE  # 10240: tar pads the archive to whole records
+# tarfile.BLOCKSIZE and RECORDSIZE, written out: opening a pack to read never imports tarfile
+# (~2 ms of the open); tests/test_interop.py checks they agree.
+_BLOCK = 512
+_RECORD = 10240  # tar pads the archive to whole records
 _ZEROS = bytes(_RECORD)
 _MAX_USTAR_SIZE = 8**11 - 1  # larger members need a pax size record
 
 
 def _tarfile_header(name: str, size: int) -> bytes:
     """The reference: tarfile's own pax/ustar header with our fixed metadata."""
+    import tarfile  # writing only
+
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = 0
@@ -45,8 +49,11 @@ def _tarfile_header(name: str, size: int) -> bytes:
 # tarfile builds each header field by field in Python (~25 us a member). For the common member -- an
 # ASCII name of at most 100 bytes, under 8 GiB -- its output is this template with the name, size and
 # checksum filled in, which costs ~2 us. tests/test_interop.py checks the two agree byte for byte.
-_TEMPLATE = _tarfile_header("", 0)
-_TEMPLATE_SUM = sum(_TEMPLATE[:148]) + 8 * 32 + sum(_TEMPLATE[156:]) - sum(_TEMPLATE[124:136])
+@functools.cache
+def _template() -> tuple[bytes, int]:
+    """The header of an empty-named, empty member and its checksum without name and size."""
+    template = _tarfile_header("", 0)
+    return template, sum(template[:148]) + 8 * 32 + sum(template[156:]) - sum(template[124:136])
 
 
 def fast_header(name: str, size: int) -> bytes:
@@ -54,17 +61,18 @@ def fast_header(name: str, size: int) -> bytes:
     raw = name.encode("ascii") if name.isascii() else b""
     if not raw or len(raw) > 100 or size > _MAX_USTAR_SIZE:
         return _tarfile_header(name, size)
+    template, template_sum = _template()
     size_field = b"%011o\x00" % size
-    checksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)
+    checksum = template_sum + sum(raw) + sum(size_field)
     return b"".join(
         (
             raw,
             bytes(100 - len(raw)),
-            _TEMPLATE[100:124],
+            template[100:124],
             size_field,
-            _TEMPLATE[136:148],
+            template[136:148],
             b"%06o\x00 " % checksum,
-            _TEMPLATE[156:],
+            template[156:],
         )
     )
 

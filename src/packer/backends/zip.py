@@ -8,7 +8,6 @@ keys plus their original extension; dates are fixed at 1980-01-01 so output is r
 from __future__ import annotations
 
 import dataclasses
-import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +42,9 @@ class ZipOptions(BackendOptions):
 class ZipWriter(ShardWriter):
     def __init__(self, path: Path, options: ZipOptions) -> None:
         super().__init__(path)
+        import zipfile  # writing only: reading is byte ranges, and opening stays quick
+
+        self._zipfile = zipfile
         self._deflate = options.compression == "deflate"
         self._zip = zipfile.ZipFile(
             path,
@@ -53,6 +55,7 @@ class ZipWriter(ShardWriter):
         )
 
     def add(self, key: str, ext: str, label: int, data: bytes) -> tuple[int, int]:
+        zipfile = self._zipfile
         info = zipfile.ZipInfo(f"{member_stem(key)}.{ext}", date_time=_EPOCH)
         info.external_attr = 0o644 << 16
         info.create_system = 3  # unix, whatever machine wrote it

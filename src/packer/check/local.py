@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 MAX_LISTED_PROBLEMS = 1000
 
 
+VERIFY_BLOCK = 4096  # samples per verify task
+
+
 def verify_local(
     root: Path,
     *,
@@ -40,9 +43,11 @@ def verify_local(
     max_pixels: int | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    block: int = VERIFY_BLOCK,
 ) -> VerifyReport:
     """:func:`packer.check.verify.verify_pack` for the pack folder ``root``: files first (the
-    manifest, index and loader indexes, then every data file), then every sample."""
+    manifest, index and loader indexes, then every data file), then every sample, ``block``
+    samples to a task."""
     started = time.perf_counter()
     if not (root / "manifest.json").exists():  # not damage: this folder was never a pack
         Manifest.read(root)  # raises the same one-line error as `pack inspect`
@@ -64,7 +69,7 @@ def verify_local(
     bad_files = check.data_files(manifest)
     check.samples(
         bad_files, deep, max_pixels or _recorded_max_pixels(manifest), workers,
-        progress or NoProgress(),
+        progress or NoProgress(), block,
     )  # fmt: skip
     check.report.seconds = time.perf_counter() - started
     return check.report
@@ -151,7 +156,13 @@ class _Checker:
         return bad_files
 
     def samples(
-        self, bad_files: set[int], deep: bool, limit: int, workers: int, progress: Progress
+        self,
+        bad_files: set[int],
+        deep: bool,
+        limit: int,
+        workers: int,
+        progress: Progress,
+        block: int,
     ) -> None:
         """Every sample's CRC-32 (and with ``deep`` a full decode), in blocks, here or in
         ``workers`` processes. A damaged file of a backend without raw ranges is never read."""
@@ -172,7 +183,7 @@ class _Checker:
                     )
             unsafe = frozenset(bad_files) if not pack.backend.raw_ranges else frozenset()
             image_check = deep and manifest.sample_shape is None  # pixel packs hold no images
-            blocks = [(a, min(a + _VERIFY_BLOCK, n)) for a in range(0, n, _VERIFY_BLOCK)]
+            blocks = [(a, min(a + block, n)) for a in range(0, n, block)]
             progress.start(n, f"verify {self.root.name}")
             try:
                 for found in _map_blocks(pack, blocks, image_check, limit, unsafe, workers):
@@ -184,9 +195,6 @@ class _Checker:
             finally:
                 progress.finish()
         del report.decoder_warnings[MAX_LISTED_PROBLEMS:]
-
-
-_VERIFY_BLOCK = 4096
 
 
 def _recorded_max_pixels(manifest: Manifest) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import operator
 import os
 import types
@@ -291,34 +292,31 @@ class Pack:
             yield from zip(data, labels, strict=True)
 
     def _blocks(self) -> Iterator[tuple[int, Iterator[bytes], list[int]]]:
-        """(start, payload iterator, labels) per block of index rows. When a block lies in one
-        memory-mapped file and inside it, payloads are plain slices with no per-sample checks."""
+        """(start, payload iterator, labels) per block of index rows. A block is split where its
+        rows change data file (a pack of small shards has a boundary in most blocks); each run
+        that lies in one memory-mapped file, and inside it, is plain slices with no per-sample
+        checks, the rest goes through the checked per-sample path."""
         all_locations, all_labels = self.index.locations, self.index.labels
         step = self.block_rows
         for start in range(0, self._n, step):
             stop = min(start + step, self._n)
             labels = all_labels[start:stop].tolist()
-            rows = all_locations[start:stop]
+            rows = np.asarray(all_locations[start:stop])
             if self._reader is None or self._pid != os.getpid():
                 self._open_reader()  # and the maps, for raw-range backends
-            maps = self._maps
-            first, last = int(rows[0, 0]), int(rows[-1, 0])
-            ends = rows[:, 1] + rows[:, 2]
-            if (
-                maps is not None
-                and first == last
-                and first < len(maps)
-                and int(ends.max()) <= len(maps[first])
-            ):
-                blob = maps[first]
-                data: Iterator[bytes] = map(
-                    blob.__getitem__, map(slice, rows[:, 1].tolist(), ends.tolist())
-                )
-            else:
-                data = (
-                    self._fetch(f, off, n, start + j) for j, (f, off, n) in enumerate(rows.tolist())
-                )
-            yield start, data, labels
+            files = rows[:, 0]
+            cuts = [0, *(np.flatnonzero(files[1:] != files[:-1]) + 1).tolist(), len(rows)]
+            runs = [self._run(rows[a:b], start + a) for a, b in itertools.pairwise(cuts)]
+            yield start, itertools.chain.from_iterable(runs), labels
+
+    def _run(self, rows: np.ndarray, start: int) -> Iterator[bytes]:
+        """Payloads of index rows that all name one data file (lazily)."""
+        maps = self._maps
+        file = int(rows[0, 0])
+        ends = rows[:, 1] + rows[:, 2]
+        if maps is not None and file < len(maps) and int(ends.max()) <= len(maps[file]):
+            return map(maps[file].__getitem__, map(slice, rows[:, 1].tolist(), ends.tolist()))
+        return (self._fetch(f, off, n, start + j) for j, (f, off, n) in enumerate(rows.tolist()))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
