@@ -171,7 +171,8 @@ print("ok")
 def test_the_front_door_works_whatever_was_imported_first(first: str, tmp_path: Path) -> None:
     """docs/api.md's example: ``packer.convert`` then ``packer.extract`` after ``packer.api``
     (once raised ``'module' object is not callable``), in a fresh interpreter each time."""
-    pytest.importorskip("torch") if first == "packer.pytorch" else None
+    if first == "packer.pytorch":
+        pytest.importorskip("torch")
     code = f"import {first}\n{FRONT_DOOR}"
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "src"), str(tmp_path / "out")],
